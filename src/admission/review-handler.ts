@@ -1,0 +1,402 @@
+import type { Logger } from 'pino';
+import type { Clock } from '../clock.ts';
+import type { ClusterView, ObservingClusterView, WorkloadSnapshot } from '../cluster/cluster-view.ts';
+import type { Ledger } from '../cluster/ledger.ts';
+import { type Episode, episodeKey } from '../core/episode.ts';
+import { type Judgement, judge } from '../core/judge.ts';
+import { type Resolution, resolve } from '../core/resolve.ts';
+import type { AgentIdentity, Policy, WorkloadChange } from '../core/types.ts';
+import { GuardError } from '../errors.ts';
+import type { LoadSource } from '../load/load-source.ts';
+import type { AgentMatcher } from '../policy/agent-matcher.ts';
+import type { GuardMetrics } from '../telemetry/metrics.ts';
+import { allowed, type Decision, denied, withAuditAnnotations, withWarnings } from './decision.ts';
+import { type Interpretation, interpretRequest, type ScaleResource } from './interpret.ts';
+import { type AdmissionReviewResponse, admissionResponse } from './response.ts';
+import { type AdmissionRequest, parseAdmissionReview, uidOf } from './review.ts';
+import { parseTimeoutParam } from './timeout-param.ts';
+import { decisionFor, type Webhook } from './verdict.ts';
+
+/** The policy set that decides now, with its matcher compiled. */
+export interface ActivePolicies {
+  readonly policies: readonly Policy[];
+  readonly matcher: AgentMatcher;
+}
+
+/** Everything a review needs, passed in: nothing here reads the environment or a global. */
+export interface ReviewHandlerDeps {
+  /** The current policy set; undefined until a valid one is loaded. */
+  readonly policies: () => ActivePolicies | undefined;
+  readonly view: ClusterView | ObservingClusterView;
+  readonly loadSource: LoadSource;
+  readonly ledger: Ledger;
+  readonly clock: Clock;
+  readonly logger: Logger;
+  readonly metrics: GuardMetrics;
+  readonly scaleResources: readonly ScaleResource[];
+  /** The guard answers this long before the apiserver's timeout. */
+  readonly deadlineMarginMs: number;
+  /** The timeout assumed when the apiserver sends none (its default is 10 s). */
+  readonly defaultTimeoutMs: number;
+}
+
+/** An HTTP answer: the status and the JSON body. */
+export interface ReviewResult {
+  readonly status: number;
+  readonly body: AdmissionReviewResponse | { readonly code: string; readonly message: string; readonly uid?: string };
+}
+
+/** Handles one AdmissionReview for one webhook. */
+export type ReviewHandler = (webhook: Webhook, body: unknown, timeoutParam: string | undefined) => Promise<ReviewResult>;
+
+const KNOWN_KINDS = new Set([
+  'Deployment',
+  'ReplicaSet',
+  'StatefulSet',
+  'ReplicationController',
+  'Job',
+  'CronJob',
+  'DaemonSet',
+  'Pod',
+  'HorizontalPodAutoscaler',
+  'Scale',
+]);
+
+/** Builds the review handler: parse, identify, interpret, gather facts, decide, record, answer. */
+export function createReviewHandler(deps: ReviewHandlerDeps): ReviewHandler {
+  const { metrics, clock, logger } = deps;
+
+  const count = (webhook: Webhook, verdict: string, req: AdmissionRequest | undefined) =>
+    metrics.requests.inc({
+      webhook,
+      verdict,
+      kind: req ? kindLabel(req.kind.kind) : 'unknown',
+      operation: req?.operation ?? 'unknown',
+    });
+
+  const fail = (webhook: Webhook, err: GuardError, uid: string | undefined, req?: AdmissionRequest): ReviewResult => {
+    metrics.errors.inc({ code: err.code });
+    count(webhook, 'error', req);
+    return { status: err.status, body: { code: err.code, message: err.message, ...(uid ? { uid } : {}) } };
+  };
+
+  return async function handleReview(webhook, body, timeoutParam) {
+    const started = clock.monotonicMs();
+    let req: AdmissionRequest;
+    try {
+      req = parseAdmissionReview(body);
+    } catch (err) {
+      if (err instanceof GuardError) return fail(webhook, err, uidOf(body));
+      throw err;
+    }
+
+    const active = deps.policies();
+    if (!active) {
+      return fail(webhook, new GuardError('RG_ERR_NOT_READY', 'no valid policy set is loaded yet'), req.uid, req);
+    }
+    const match = active.matcher.match(req.userInfo);
+    if ('skip' in match) {
+      count(webhook, 'allowed', req);
+      metrics.duration.observe({ webhook, path: 'fast' }, (clock.monotonicMs() - started) / 1000);
+      return { status: 200, body: admissionResponse(req.uid, allowed()) };
+    }
+
+    try {
+      const decision = await decideForAgent(webhook, req, match.agent, match.policies, timeoutParam);
+      count(webhook, verdictLabel(decision), req);
+      metrics.duration.observe({ webhook, path: 'agent' }, (clock.monotonicMs() - started) / 1000);
+      return { status: 200, body: admissionResponse(req.uid, decision) };
+    } catch (err) {
+      if (err instanceof GuardError && err.status !== 500) return fail(webhook, err, req.uid, req);
+      logger.error({ err, uid: req.uid, webhook }, 'internal error while deciding');
+      const wrapped = new GuardError('RG_ERR_INTERNAL', 'internal error while deciding; see the guard logs', { cause: err });
+      return fail(webhook, wrapped, req.uid, req);
+    }
+  };
+
+  async function decideForAgent(
+    webhook: Webhook,
+    req: AdmissionRequest,
+    agent: AgentIdentity,
+    policies: readonly Policy[],
+    timeoutParam: string | undefined,
+  ): Promise<Decision> {
+    const interpretation = interpretRequest(req, { view: deps.view, scaleResources: deps.scaleResources });
+    if (interpretation.type !== 'change') return uncounted(webhook, req, agent, interpretation);
+    const change = interpretation.change;
+
+    const timeoutMs = parseTimeoutParam(timeoutParam) ?? deps.defaultTimeoutMs;
+    const budgetMs = Math.max(0, timeoutMs - deps.deadlineMarginMs);
+    const controller = new AbortController();
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<'deadline'>((resolveDeadline) => {
+      timer = setTimeout(() => {
+        controller.abort();
+        resolveDeadline('deadline');
+      }, budgetMs);
+    });
+    try {
+      const outcome = await Promise.race([
+        judgeAll(change, agent, policies, controller.signal),
+        deadline,
+      ]);
+      if (outcome === 'deadline') return await onDeadline(webhook, req, agent, policies, interpretation, budgetMs);
+      return await conclude(webhook, req, agent, interpretation, outcome.judgements, outcome.resolution);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  async function judgeAll(
+    change: WorkloadChange,
+    agent: AgentIdentity,
+    policies: readonly Policy[],
+    signal: AbortSignal,
+  ): Promise<{ judgements: Judgement[]; resolution: Resolution }> {
+    const family = deps.view.family(agent, change.ref);
+    const currentSteady = change.before?.steady ?? 0;
+    const judgements = await Promise.all(
+      policies.map(async (policy) => {
+        const need = await deps.loadSource.need({ ref: change.ref, currentSteady, policy }, signal);
+        return judge(change, policy, { need, family }, agent);
+      }),
+    );
+    return { judgements, resolution: resolve(change, judgements) };
+  }
+
+  async function conclude(
+    webhook: Webhook,
+    req: AdmissionRequest,
+    agent: AgentIdentity,
+    interpretation: Extract<Interpretation, { type: 'change' }>,
+    judgements: readonly Judgement[],
+    resolution: Resolution,
+  ): Promise<Decision> {
+    const change = interpretation.change;
+    const decision = decisionFor(webhook, change, resolution);
+    const lead = leadJudgement(judgements, resolution);
+    const now = clock.now();
+    let episode: 'recorded' | 'duplicate' | undefined;
+    let requested = lead?.to ?? change.after?.steady ?? 0;
+
+    if (!req.dryRun && lead?.growth) {
+      if (webhook === 'mutate' && resolution.type === 'clamp') {
+        await deps.ledger.holdRequested(episodeKey(agent.username, change, lead.from, resolution.to), lead.to, now);
+      }
+      if (webhook === 'validate') {
+        const key = episodeKey(agent.username, change, lead.from, lead.to);
+        const held = await deps.ledger.requested(key, now);
+        if (held !== undefined) requested = held;
+        const verdict = decision.kind === 'denied' ? 'denied' : held !== undefined && held > lead.to ? 'clamped' : 'allowed';
+        const recorded = await deps.ledger.recordEpisode(
+          episodeOf(key, agent, interpretation, lead, requested, verdict === 'denied' ? lead.from : lead.to, verdict, now),
+        );
+        episode = recorded ? 'recorded' : 'duplicate';
+      }
+    }
+    if (webhook === 'validate' && !req.dryRun && decision.kind !== 'denied') observe(agent, change);
+
+    audit(webhook, req, agent, interpretation, decision, {
+      from: lead?.from ?? change.before?.steady ?? 0,
+      requested,
+      lead,
+      episode,
+    });
+    return decision;
+  }
+
+  async function onDeadline(
+    webhook: Webhook,
+    req: AdmissionRequest,
+    agent: AgentIdentity,
+    policies: readonly Policy[],
+    interpretation: Extract<Interpretation, { type: 'change' }>,
+    budgetMs: number,
+  ): Promise<Decision> {
+    metrics.errors.inc({ code: 'RG_ERR_DEADLINE' });
+    const change = interpretation.change;
+    const enforcing = policies.filter((p) => p.mode !== 'audit');
+    const message = `RG_ERR_DEADLINE: replica-guard could not decide within ${budgetMs} ms`;
+    let decision: Decision;
+    if (webhook === 'validate' && enforcing.length > 0) {
+      decision = withAuditAnnotations(
+        denied(`${message}; growth is denied until it can (policy ${enforcing[0]?.name}). Retry shortly.`, [
+          { reason: 'RG_ERR_DEADLINE', message },
+        ]),
+        { verdict: 'denied', limit: 'deadline', code: 'RG_ERR_DEADLINE' },
+      );
+    } else {
+      decision = withAuditAnnotations(withWarnings(allowed(), [message]), { verdict: 'allowed', code: 'RG_ERR_DEADLINE' });
+    }
+    const from = change.before?.steady ?? 0;
+    const to = change.after?.steady ?? 0;
+    const grows = change.after !== null && (change.createsWorkload || to > from);
+    let episode: 'recorded' | 'duplicate' | undefined;
+    const policy = enforcing[0] ?? policies[0];
+    if (webhook === 'validate' && !req.dryRun && grows && policy) {
+      const key = episodeKey(agent.username, change, from, to);
+      const recorded = await deps.ledger.recordEpisode({
+        ...baseEpisode(key, agent, interpretation, policy.name, from, to),
+        admitted: decision.kind === 'denied' ? from : to,
+        need: null,
+        measured: true,
+        fallback: true,
+        verdict: decision.kind === 'denied' ? 'denied' : 'allowed',
+        at: clock.now(),
+      });
+      episode = recorded ? 'recorded' : 'duplicate';
+    }
+    audit(webhook, req, agent, interpretation, decision, { from, requested: to, lead: undefined, episode, code: 'RG_ERR_DEADLINE' });
+    return decision;
+  }
+
+  function uncounted(
+    webhook: Webhook,
+    req: AdmissionRequest,
+    agent: AgentIdentity,
+    interpretation: Exclude<Interpretation, { type: 'change' }>,
+  ): Decision {
+    if (interpretation.type === 'not-counted') return allowed();
+    metrics.unknownKinds.inc({ resource: interpretation.resource });
+    const decision = withWarnings(allowed(), [
+      `replica-guard does not understand ${interpretation.resource}; allowed without a check`,
+    ]);
+    logger.warn(
+      { audit: auditBase(webhook, req, agent), resource: interpretation.resource },
+      'agent wrote a resource the guard does not understand',
+    );
+    return decision;
+  }
+
+  function observe(agent: AgentIdentity, change: WorkloadChange): void {
+    const view = deps.view;
+    if (!('observe' in view)) return;
+    if (change.after === null) {
+      view.observe(agent, change.ref, null);
+      return;
+    }
+    const previous = view.workload(change.ref.group, change.ref.kind, change.ref.namespace, change.ref.name);
+    const snapshot: WorkloadSnapshot = {
+      ref: change.ref,
+      count: change.after,
+      serviceAccounts:
+        change.podServiceAccounts.length > 0
+          ? change.podServiceAccounts.map((s) => s.name)
+          : (previous?.serviceAccounts ?? []),
+      scaleTarget: previous?.scaleTarget,
+    };
+    view.observe(agent, change.ref, snapshot);
+  }
+
+  function auditBase(webhook: Webhook, req: AdmissionRequest, agent: AgentIdentity) {
+    return {
+      time: clock.now().toISOString(),
+      uid: req.uid,
+      webhook,
+      agent: agent.username,
+      operation: req.operation,
+      kind: req.kind.kind,
+      namespace: req.namespace,
+      name: req.name,
+      dryRun: req.dryRun,
+    };
+  }
+
+  function audit(
+    webhook: Webhook,
+    req: AdmissionRequest,
+    agent: AgentIdentity,
+    interpretation: Extract<Interpretation, { type: 'change' }>,
+    decision: Decision,
+    facts: {
+      from: number;
+      requested: number;
+      lead: Judgement | undefined;
+      episode: 'recorded' | 'duplicate' | undefined;
+      code?: string;
+    },
+  ): void {
+    const lead = facts.lead;
+    logger.info(
+      {
+        audit: {
+          ...auditBase(webhook, req, agent),
+          from: facts.from,
+          to: facts.requested,
+          need: lead?.needUsed ?? null,
+          allowance: lead?.allowance ?? null,
+          verdict: decision.kind === 'patched' ? 'clamped' : decision.kind,
+          policy: decision.auditAnnotations.policy ?? lead?.policy.name,
+          limit: decision.auditAnnotations.limit,
+          fallback: lead?.fallback ?? facts.code !== undefined,
+          episode: facts.episode,
+          code: facts.code,
+          justification: interpretation.justification,
+        },
+      },
+      'decision',
+    );
+  }
+}
+
+/** The judgement whose numbers describe the request: the one that decided, else the tightest. */
+function leadJudgement(judgements: readonly Judgement[], resolution: Resolution): Judgement | undefined {
+  if (resolution.type !== 'allow') return resolution.judgement;
+  let best: Judgement | undefined;
+  for (const j of judgements) {
+    if (j.policy.mode === 'audit' && best) continue;
+    if (!best || (best.policy.mode === 'audit' && j.policy.mode !== 'audit')) best = j;
+    else if (j.allowance !== null && (best.allowance === null || j.allowance < best.allowance)) best = j;
+  }
+  return best;
+}
+
+function baseEpisode(
+  key: string,
+  agent: AgentIdentity,
+  interpretation: Extract<Interpretation, { type: 'change' }>,
+  policy: string,
+  from: number,
+  requested: number,
+) {
+  const ref = interpretation.change.ref;
+  return {
+    key,
+    agent: agent.username,
+    policy,
+    kind: ref.kind,
+    namespace: ref.namespace,
+    name: ref.name,
+    from,
+    requested,
+  };
+}
+
+function episodeOf(
+  key: string,
+  agent: AgentIdentity,
+  interpretation: Extract<Interpretation, { type: 'change' }>,
+  lead: Judgement,
+  requested: number,
+  admitted: number,
+  verdict: Episode['verdict'],
+  at: Date,
+): Episode {
+  return {
+    ...baseEpisode(key, agent, interpretation, lead.policy.name, lead.from, requested),
+    admitted,
+    need: lead.needUsed,
+    measured: lead.need.kind !== 'unmeasured',
+    fallback: lead.fallback,
+    verdict,
+    at,
+  };
+}
+
+function verdictLabel(decision: Decision): string {
+  return decision.kind;
+}
+
+function kindLabel(kind: string): string {
+  return KNOWN_KINDS.has(kind) ? kind : 'other';
+}

@@ -1,0 +1,91 @@
+import type { Judgement } from '../core/judge.ts';
+import { pointerToField, type Resolution } from '../core/resolve.ts';
+import type { WorkloadChange } from '../core/types.ts';
+import { clampPatch } from './clamp-patch.ts';
+import { allowed, type Cause, type Decision, denied, patched, withAuditAnnotations, withWarnings } from './decision.ts';
+
+/** Which of the two webhooks is answering. */
+export type Webhook = 'mutate' | 'validate';
+
+/**
+ * Turns a resolution into the decision one webhook answers. The mutating webhook never
+ * denies (the validating call records the episode, so it must be reached): it patches a
+ * clamp or lets the request through. The validating webhook denies, and also denies a
+ * clamp it still sees, since the mutating call should have lowered the count already.
+ */
+export function decisionFor(webhook: Webhook, change: WorkloadChange, resolution: Resolution): Decision {
+  switch (resolution.type) {
+    case 'allow':
+      return withWarnings(allowed(), resolution.warnings);
+    case 'clamp': {
+      const j = resolution.judgement;
+      const annotations = { verdict: 'clamped', policy: j.policy.name, limit: j.bounds[0]?.limit ?? 'need' };
+      if (webhook === 'validate' || change.clamp === null) {
+        const d = denied(
+          `${describe(change, j)}: policy ${j.policy.name} (clamp mode) allows at most ${resolution.to}, and the mutating webhook did not lower it`,
+          causesOf(change, j),
+        );
+        return withAuditAnnotations(withWarnings(d, resolution.warnings), { ...annotations, verdict: 'denied' });
+      }
+      const warning = `replica-guard lowered ${fieldOf(change)} from ${j.to} to ${resolution.to}: policy ${j.policy.name} allows at most ${resolution.to} (${j.bounds[0]?.detail ?? ''})`;
+      return withAuditAnnotations(
+        withWarnings(patched(clampPatch(change.clamp, resolution.to)), [warning, ...resolution.warnings]),
+        annotations,
+      );
+    }
+    case 'deny': {
+      const j = resolution.judgement;
+      const limit = resolution.violations[0]?.limit ?? 'need';
+      if (webhook === 'mutate') return withWarnings(allowed(), resolution.warnings);
+      const reasons = resolution.violations.map((v) => v.message).join('; ');
+      const advice = adviceFor(change, j, limit);
+      const d = denied(`${describe(change, j)}: ${reasons}.${advice ? ` ${advice}` : ''}`, [
+        ...causesOf(change, j),
+        ...resolution.violations.map((v) => ({ reason: v.limit, message: v.message, field: v.field })),
+      ]);
+      return withAuditAnnotations(withWarnings(d, resolution.warnings), {
+        verdict: 'denied',
+        policy: j.policy.name,
+        limit,
+      });
+    }
+  }
+}
+
+function describe(change: WorkloadChange, j: Judgement): string {
+  const where = `${change.ref.kind} ${change.ref.namespace ? `${change.ref.namespace}/` : ''}${change.ref.name}`;
+  if (change.operation === 'CREATE') return `replica-guard denied creating ${where} with ${j.to} instances`;
+  if (j.to !== j.from) return `replica-guard denied scaling ${where} from ${j.from} to ${j.to}`;
+  return `replica-guard denied this change to ${where}`;
+}
+
+function adviceFor(change: WorkloadChange, j: Judgement, limit: string): string {
+  if (limit === 'podServiceAccounts') return "Run the pods as the agent's own service account.";
+  if (limit === 'reservedAnnotations') return 'Remove those annotations from the request.';
+  if (limit === 'workloadsPerFamily') return 'Scale an existing workload of the family instead, within its allowance.';
+  if (limit === 'onUnavailable') return 'Retry later, or ask a platform engineer.';
+  if (j.allowance === null) return '';
+  if (j.allowance <= j.from) {
+    return `It may not grow now (allowance ${j.allowance}); it may keep ${j.from} or scale down.`;
+  }
+  const field = change.clamp ? pointerToField(change.clamp.path) : 'its count';
+  return `Ask for at most ${j.allowance} (${field}: ${j.allowance}).`;
+}
+
+function fieldOf(change: WorkloadChange): string {
+  return change.clamp ? pointerToField(change.clamp.path) : 'the count';
+}
+
+function causesOf(change: WorkloadChange, j: Judgement): Cause[] {
+  const field = change.clamp ? pointerToField(change.clamp.path) : undefined;
+  const causes: Cause[] = [
+    { reason: 'Requested', message: String(j.to), field },
+    { reason: 'Current', message: String(j.from) },
+    { reason: 'Policy', message: j.policy.name },
+  ];
+  if (j.needUsed !== null) causes.push({ reason: 'Need', message: String(j.needUsed) });
+  if (j.allowance !== null) causes.push({ reason: 'Allowance', message: String(j.allowance) });
+  const bound = j.bounds[0];
+  if (j.overAllowance && bound) causes.push({ reason: 'Limit', message: `${bound.limit}: ${bound.detail}` });
+  return causes;
+}

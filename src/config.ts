@@ -1,0 +1,89 @@
+import { z } from 'zod';
+
+const port = z.number().int().min(0).max(65535);
+
+const durationPattern = /^(\d+)(ms|s|m|h)$/;
+const UNIT_MS: Readonly<Record<string, number>> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+
+/** A duration written as `500ms`, `30s`, `5m` or `1h`, read into milliseconds. */
+export const durationMs = z
+  .string()
+  .regex(durationPattern, { error: 'a duration such as 500ms, 30s, 5m or 1h' })
+  .transform((s) => {
+    const m = durationPattern.exec(s);
+    return Number(m?.[1]) * (UNIT_MS[m?.[2] ?? ''] ?? 0);
+  });
+
+/**
+ * The process configuration. Every field has a default, so an empty file (or none) is
+ * the embedded default: webhooks on https://127.0.0.1:8443, metrics and probes on
+ * http://127.0.0.1:8080, certificates in certs/, policies in policies/.
+ */
+export const configSchema = z.strictObject({
+  webhook: z
+    .strictObject({
+      host: z.string().default('127.0.0.1'),
+      port: port.default(8443),
+    })
+    .prefault({}),
+  ops: z
+    .strictObject({
+      host: z.string().default('127.0.0.1'),
+      port: port.default(8080),
+    })
+    .prefault({}),
+  tls: z
+    .strictObject({
+      /** Where ca.crt, ca.key, tls.crt and tls.key live; generated there on first start. */
+      dir: z.string().default('certs'),
+      dnsNames: z.array(z.string()).default(['localhost', 'replica-guard', 'replica-guard.replica-guard.svc']),
+      ipAddresses: z.array(z.string()).default(['127.0.0.1', '::1']),
+    })
+    .prefault({}),
+  policies: z
+    .strictObject({
+      dir: z.string().default('policies'),
+      /** Accept a policy set with no policies (refused by default: it would let every agent loose). */
+      allowEmpty: z.boolean().default(false),
+      pollInterval: durationMs.default(30_000),
+    })
+    .prefault({}),
+  facts: z
+    .strictObject({
+      /** Nodes of the cluster when none is connected: a DaemonSet's instances. */
+      nodeCount: z.number().int().min(0).default(3),
+      /** Or the nodes themselves, with labels, to judge DaemonSet node selectors. */
+      nodes: z.array(z.strictObject({ name: z.string(), labels: z.record(z.string(), z.string()).default({}) })).optional(),
+    })
+    .prefault({}),
+  deadline: z
+    .strictObject({
+      /** The guard answers this long before the apiserver's timeout. */
+      margin: durationMs.default(2000),
+      /** Assumed when a call carries no `?timeout=` (the apiserver's default is 10 s). */
+      defaultTimeout: durationMs.default(10_000),
+    })
+    .prefault({}),
+  /** Resources beyond the built-in kinds that run instances and have a scale subresource. */
+  scaleResources: z
+    .array(
+      z.strictObject({
+        group: z.string(),
+        resource: z.string(),
+        kind: z.string(),
+        replicasPath: z.string().default('spec.replicas'),
+      }),
+    )
+    .default([]),
+  ledger: z
+    .strictObject({
+      /** How long episode keys and held requests are kept: the metrics window. */
+      window: durationMs.default(3_600_000),
+      maxEpisodes: z.number().int().min(1).default(100_000),
+    })
+    .prefault({}),
+  logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+});
+
+/** The configuration after defaults. */
+export type GuardConfig = z.output<typeof configSchema>;

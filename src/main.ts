@@ -1,0 +1,109 @@
+import { readFile } from 'node:fs/promises';
+import { parseArgs } from 'node:util';
+import { pino } from 'pino';
+import YAML from 'yaml';
+import { systemClock } from './clock.ts';
+import { configSchema, type GuardConfig } from './config.ts';
+import { assembleGuard } from './guard.ts';
+import { loggerOptions } from './telemetry/logger.ts';
+
+const SERVE_USAGE = `Usage: replica-guard serve [--config FILE] [--policies DIR] [--certs DIR]
+  [--webhook-port N] [--ops-port N] [--log-level LEVEL]
+
+Starts the webhooks (HTTPS, /mutate and /validate) and the metrics and probes
+(HTTP, /metrics, /healthz, /readyz). Without a cluster: an in-memory view built from
+the requests it sees. The configuration file is YAML (see README); REPLICA_GUARD_CONFIG
+names one too. Flags override the file.`;
+
+/**
+ * The only place that reads the environment and the command line, listens and handles
+ * signals. Resolves with an exit code when it fails to start; otherwise runs until a
+ * SIGTERM or SIGINT, then closes both servers and resolves with 0.
+ */
+export async function runServe(argv: readonly string[]): Promise<number | undefined> {
+  let values;
+  try {
+    ({ values } = parseArgs({
+      args: [...argv],
+      options: {
+        config: { type: 'string' },
+        policies: { type: 'string' },
+        certs: { type: 'string' },
+        'webhook-port': { type: 'string' },
+        'ops-port': { type: 'string' },
+        'log-level': { type: 'string' },
+        help: { type: 'boolean', short: 'h' },
+      },
+    }));
+  } catch (error) {
+    process.stderr.write(`replica-guard serve: ${error instanceof Error ? error.message : String(error)}\n\n${SERVE_USAGE}\n`);
+    return 2;
+  }
+  if (values.help) {
+    process.stdout.write(`${SERVE_USAGE}\n`);
+    return 0;
+  }
+
+  const configPath = values.config ?? process.env.REPLICA_GUARD_CONFIG;
+  let raw: Record<string, unknown> = {};
+  if (configPath) {
+    try {
+      const parsed: unknown = YAML.parse(await readFile(configPath, 'utf8'));
+      raw = typeof parsed === 'object' && parsed !== null ? (parsed as Record<string, unknown>) : {};
+    } catch (error) {
+      process.stderr.write(`replica-guard: cannot read configuration ${configPath}: ${error instanceof Error ? error.message : String(error)}\n`);
+      return 1;
+    }
+  }
+  const overrides = {
+    policies: values.policies ? { ...(raw.policies as object), dir: values.policies } : raw.policies,
+    tls: values.certs ? { ...(raw.tls as object), dir: values.certs } : raw.tls,
+    webhook: values['webhook-port'] ? { ...(raw.webhook as object), port: Number(values['webhook-port']) } : raw.webhook,
+    ops: values['ops-port'] ? { ...(raw.ops as object), port: Number(values['ops-port']) } : raw.ops,
+    logLevel: values['log-level'] ?? raw.logLevel,
+  };
+  const result = configSchema.safeParse({ ...raw, ...stripUndefined(overrides) });
+  if (!result.success) {
+    for (const issue of result.error.issues) {
+      process.stderr.write(`replica-guard: configuration ${issue.path.join('.') || '(root)'}: ${issue.message}\n`);
+    }
+    return 1;
+  }
+  return serve(result.data);
+}
+
+async function serve(config: GuardConfig): Promise<number | undefined> {
+  const logger = pino(loggerOptions(config.logLevel));
+  let guard;
+  try {
+    guard = await assembleGuard(config, { logger, clock: systemClock });
+    const webhookAddress = await guard.app.webhook.listen({ host: config.webhook.host, port: config.webhook.port });
+    const opsAddress = await guard.app.ops.listen({ host: config.ops.host, port: config.ops.port });
+    logger.info({ webhook: webhookAddress, ops: opsAddress, ready: guard.readiness() }, 'replica-guard listening');
+  } catch (err) {
+    logger.fatal({ err }, 'replica-guard failed to start');
+    await guard?.close().catch(() => undefined);
+    return 1;
+  }
+  const running = guard;
+  await new Promise<void>((resolveStop) => {
+    const stop = (signal: NodeJS.Signals) => {
+      logger.info({ signal }, 'stopping');
+      resolveStop();
+    };
+    process.once('SIGTERM', stop);
+    process.once('SIGINT', stop);
+  });
+  await running.close();
+  logger.flush();
+  return 0;
+}
+
+function stripUndefined(o: Record<string, unknown>): Record<string, unknown> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined));
+}
+
+if (import.meta.main) {
+  const code = await runServe(process.argv.slice(2));
+  if (code !== undefined) process.exitCode = code;
+}

@@ -1,0 +1,88 @@
+import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+
+/** Buckets from 50 µs to 10 s: the fast path answers in microseconds, a slow load source takes seconds. */
+export const LATENCY_BUCKETS = [
+  0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10,
+];
+
+/** Every metric the guard exports, registered on a registry the caller owns. */
+export interface GuardMetrics {
+  readonly registry: Registry;
+  /** Reviews answered, by webhook, verdict, kind and operation. */
+  readonly requests: Counter<'webhook' | 'verdict' | 'kind' | 'operation'>;
+  /** Time from a parsed body to the answer, by webhook and path (fast: not an agent). */
+  readonly duration: Histogram<'webhook' | 'path'>;
+  /** Errors answered with a stable code. */
+  readonly errors: Counter<'code'>;
+  /** Writes by agents of resources the guard does not understand (allowed with a warning). */
+  readonly unknownKinds: Counter<'resource'>;
+  /** Policy reload attempts by outcome (applied, unchanged, rejected). */
+  readonly policyReloads: Counter<'outcome'>;
+  /** Policy reloads that were rejected (a broken file, an empty set). */
+  readonly policyReloadErrors: Counter;
+  /** Policies in the set that decides now. */
+  readonly policiesLoaded: Gauge;
+  /** When the current policy set was loaded, as a Unix timestamp. */
+  readonly policySetLoadedTime: Gauge;
+  /** When the serving certificate expires, as a Unix timestamp. */
+  readonly certificateExpiry: Gauge;
+}
+
+/** Creates the guard's metrics on the given registry (never prom-client's global one). */
+export function createMetrics(registry: Registry): GuardMetrics {
+  const registers = [registry];
+  return {
+    registry,
+    requests: new Counter({
+      name: 'replica_guard_admission_requests_total',
+      help: 'Admission reviews answered, by webhook, verdict (allowed, denied, patched, error), kind and operation.',
+      labelNames: ['webhook', 'verdict', 'kind', 'operation'],
+      registers,
+    }),
+    duration: new Histogram({
+      name: 'replica_guard_admission_duration_seconds',
+      help: 'Time to answer an admission review, by webhook and path (fast: not an agent; agent: decided).',
+      labelNames: ['webhook', 'path'],
+      buckets: LATENCY_BUCKETS,
+      registers,
+    }),
+    errors: new Counter({
+      name: 'replica_guard_errors_total',
+      help: 'Errors answered with a stable RG_ERR_* code.',
+      labelNames: ['code'],
+      registers,
+    }),
+    unknownKinds: new Counter({
+      name: 'replica_guard_unknown_kind_requests_total',
+      help: 'Agent writes of resources the guard does not understand; allowed with a warning.',
+      labelNames: ['resource'],
+      registers,
+    }),
+    policyReloads: new Counter({
+      name: 'replica_guard_policy_reloads_total',
+      help: 'Policy reloads by outcome (applied, unchanged, rejected).',
+      labelNames: ['outcome'],
+      registers,
+    }),
+    policyReloadErrors: new Counter({
+      name: 'replica_guard_policy_reload_errors_total',
+      help: 'Policy reloads rejected because a file was invalid or the set would be empty; the last good set keeps deciding.',
+      registers,
+    }),
+    policiesLoaded: new Gauge({
+      name: 'replica_guard_policies',
+      help: 'Policies in the set that decides now.',
+      registers,
+    }),
+    policySetLoadedTime: new Gauge({
+      name: 'replica_guard_policy_set_loaded_timestamp_seconds',
+      help: 'When the policy set that decides now was loaded.',
+      registers,
+    }),
+    certificateExpiry: new Gauge({
+      name: 'replica_guard_certificate_expiry_timestamp_seconds',
+      help: 'When the serving certificate expires.',
+      registers,
+    }),
+  };
+}
