@@ -104,6 +104,8 @@ function stripUndefined(o: Record<string, unknown>): Record<string, unknown> {
 }
 
 if (import.meta.main) {
-  const code = await runServe(process.argv.slice(2));
+  // `npm start` runs `node src/main.ts serve`, the same words as `replica-guard serve`.
+  const args = process.argv.slice(2);
+  const code = await runServe(args[0] === 'serve' ? args.slice(1) : args);
   if (code !== undefined) process.exitCode = code;
 }
