@@ -1,0 +1,30 @@
+import { describe, expect, it } from 'vitest';
+import { webhookRules, WEBHOOK_RULES } from './webhook-rules.ts';
+
+const resourcesOf = (group: string, rules = WEBHOOK_RULES) => rules.find((r) => r.apiGroups.includes(group))?.resources ?? [];
+
+describe('webhook rules', () => {
+  it('cover every channel for adding instances of the built-in kinds', () => {
+    expect(resourcesOf('apps')).toEqual([
+      'daemonsets',
+      'deployments',
+      'deployments/scale',
+      'replicasets',
+      'replicasets/scale',
+      'statefulsets',
+      'statefulsets/scale',
+    ]);
+    expect(resourcesOf('')).toEqual(['pods', 'replicationcontrollers', 'replicationcontrollers/scale']);
+    expect(resourcesOf('batch')).toEqual(['cronjobs', 'jobs']);
+    expect(resourcesOf('autoscaling')).toEqual(['horizontalpodautoscalers']);
+    for (const rule of WEBHOOK_RULES) {
+      expect(rule.operations).toEqual(['CREATE', 'UPDATE', 'DELETE']);
+      expect(rule.apiVersions).toEqual(['*']);
+    }
+  });
+
+  it('add configured scale resources with their scale subresource', () => {
+    const rules = webhookRules([{ group: 'example.com', resource: 'agentpools', kind: 'AgentPool', replicasPath: 'spec.size' }]);
+    expect(resourcesOf('example.com', rules)).toEqual(['agentpools', 'agentpools/scale']);
+  });
+});

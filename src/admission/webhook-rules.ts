@@ -1,0 +1,48 @@
+import type { ScaleResource } from './interpret.ts';
+import { BUILT_IN_KINDS } from './workload-kinds.ts';
+
+/** One rule of a Mutating/ValidatingWebhookConfiguration (admissionregistration.k8s.io/v1). */
+export interface WebhookRule {
+  readonly apiGroups: readonly string[];
+  readonly apiVersions: readonly string[];
+  readonly operations: readonly ('CREATE' | 'UPDATE' | 'DELETE')[];
+  readonly resources: readonly string[];
+  readonly scope: 'Namespaced';
+}
+
+const OPERATIONS = ['CREATE', 'UPDATE', 'DELETE'] as const;
+
+/**
+ * Every resource through which an agent can add instances, as webhook rules: the
+ * built-in kinds, the `scale` subresource of those that have one, and the configured
+ * scale resources. DELETE is included so that the view learns a workload is gone.
+ * The chart renders exactly this list, and a test holds the two together.
+ */
+export function webhookRules(scaleResources: readonly ScaleResource[] = []): WebhookRule[] {
+  const byGroup = new Map<string, Set<string>>();
+  const add = (group: string, resource: string) => {
+    const set = byGroup.get(group) ?? new Set<string>();
+    set.add(resource);
+    byGroup.set(group, set);
+  };
+  for (const kind of BUILT_IN_KINDS.values()) {
+    add(kind.group, kind.resource);
+    if (kind.scalable) add(kind.group, `${kind.resource}/scale`);
+  }
+  for (const r of scaleResources) {
+    add(r.group, r.resource);
+    add(r.group, `${r.resource}/scale`);
+  }
+  return [...byGroup.entries()]
+    .sort(([a], [b]) => a.localeCompare(b))
+    .map(([group, resources]) => ({
+      apiGroups: [group],
+      apiVersions: ['*'],
+      operations: [...OPERATIONS],
+      resources: [...resources].sort(),
+      scope: 'Namespaced',
+    }));
+}
+
+/** The rules for the built-in kinds alone. */
+export const WEBHOOK_RULES: readonly WebhookRule[] = webhookRules();
