@@ -95,9 +95,11 @@ function interpretObject(req: AdmissionRequest, ctx: InterpretContext, kind: Wor
     else uncountable = `cannot count this ${kind.kind}: ${c.unknown}`;
   }
 
+  let scaleTarget: WorkloadChange['scaleTarget'];
   if (kind.kind === 'HorizontalPodAutoscaler' && after !== null) {
     // An HPA is judged at the workload it scales: its ceiling against what that runs now.
-    const target = hpaTarget(after, req.namespace, ctx.view);
+    scaleTarget = hpaTargetRef(after);
+    const target = ctx.view.workload(scaleTarget.group, scaleTarget.kind, req.namespace, scaleTarget.name);
     const extra = target?.count.extra ?? NONE;
     if (afterCount) afterCount = { steady: afterCount.steady, extra };
     if (beforeCount) beforeCount = { steady: beforeCount.steady, extra };
@@ -124,16 +126,18 @@ function interpretObject(req: AdmissionRequest, ctx: InterpretContext, kind: Wor
       after === null ? [] : reservedAnnotationChanges(annotationsBefore ?? undefined, meta?.annotations ?? undefined),
     unknownFacts,
     uncountable,
+    scaleTarget,
   };
   return { type: 'change', kind: kind.kind, change, justification: meta?.annotations?.[JUSTIFICATION_ANNOTATION] };
 }
 
-function hpaTarget(hpa: unknown, namespace: string, view: ClusterView) {
+function hpaTargetRef(hpa: unknown): { group: string; kind: string; name: string } {
+  // The shape was checked by the HPA kind's schema.
   const ref = (hpa as { spec: { scaleTargetRef: { apiVersion?: string | null; kind: string; name: string } } }).spec
     .scaleTargetRef;
   const apiVersion = ref.apiVersion ?? '';
   const group = apiVersion.includes('/') ? (apiVersion.split('/')[0] ?? '') : '';
-  return view.workload(group, ref.kind, namespace, ref.name);
+  return { group, kind: ref.kind, name: ref.name };
 }
 
 function interpretScale(req: AdmissionRequest, ctx: InterpretContext, group: string, kind: string): Interpretation {

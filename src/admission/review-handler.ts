@@ -283,7 +283,7 @@ export function createReviewHandler(deps: ReviewHandlerDeps): ReviewHandler {
         change.podServiceAccounts.length > 0
           ? change.podServiceAccounts.map((s) => s.name)
           : (previous?.serviceAccounts ?? []),
-      scaleTarget: previous?.scaleTarget,
+      scaleTarget: change.scaleTarget ?? previous?.scaleTarget,
     };
     view.observe(agent, change.ref, snapshot);
   }

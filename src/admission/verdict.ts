@@ -37,16 +37,24 @@ export function decisionFor(webhook: Webhook, change: WorkloadChange, resolution
       const j = resolution.judgement;
       const limit = resolution.violations[0]?.limit ?? 'need';
       if (webhook === 'mutate') return withWarnings(allowed(), resolution.warnings);
-      const reasons = resolution.violations.map((v) => v.message).join('; ');
+      const reasons = resolution.violations.map((v) => (v.code ? `${v.code}: ${v.message}` : v.message)).join('; ');
       const advice = adviceFor(change, j, limit);
+      const causes = causesOf(change, j);
+      // Every denial names the limit that decided, also one no lower count would satisfy.
+      const first = resolution.violations[0];
+      if (first && !causes.some((c) => c.reason === 'Limit')) {
+        causes.push({ reason: 'Limit', message: `${first.limit}: ${first.message}` });
+      }
       const d = denied(`${describe(change, j)}: ${reasons}.${advice ? ` ${advice}` : ''}`, [
-        ...causesOf(change, j),
-        ...resolution.violations.map((v) => ({ reason: v.limit, message: v.message, field: v.field })),
+        ...causes,
+        ...resolution.violations.map((v) => ({ reason: v.code ?? v.limit, message: v.message, field: v.field })),
       ]);
+      const code = resolution.violations.find((v) => v.code)?.code;
       return withAuditAnnotations(withWarnings(d, resolution.warnings), {
         verdict: 'denied',
         policy: j.policy.name,
         limit,
+        ...(code ? { code } : {}),
       });
     }
   }

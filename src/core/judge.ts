@@ -17,6 +17,8 @@ export interface Violation {
   readonly message: string;
   /** The object field at fault, in Kubernetes' dotted form, when there is one. */
   readonly field?: string | undefined;
+  /** A stable error code when the violation is the guard's own limitation, not the request's. */
+  readonly code?: 'RG_ERR_FACT_UNAVAILABLE' | undefined;
 }
 
 /** One policy's view of one request. Pure data, built by {@link judge}. */
@@ -76,7 +78,7 @@ export function judge(change: WorkloadChange, policy: Policy, facts: PolicyFacts
   const before = change.before && countUnderPolicy(change.before, limits);
   const after = change.after && countUnderPolicy(change.after, limits);
   if (change.uncountable !== undefined) {
-    violations.push({ limit: 'onUnavailable', message: change.uncountable });
+    violations.push({ limit: 'onUnavailable', message: change.uncountable, code: 'RG_ERR_FACT_UNAVAILABLE' });
   }
   const from = before?.steady ?? 0;
   const to = after?.steady ?? 0;
@@ -124,6 +126,7 @@ export function judge(change: WorkloadChange, policy: Policy, facts: PolicyFacts
       case 'deny':
         violations.push({
           limit: 'onUnavailable',
+          code: 'RG_ERR_FACT_UNAVAILABLE',
           message: `the guard cannot judge this growth (${missing.join('; ')}) and policy ${policy.name} denies growth then`,
         });
         break;

@@ -57,10 +57,12 @@ function denialReasons(change: WorkloadChange, j: Judgement): Violation[] {
 
 function overAllowanceViolation(change: WorkloadChange, j: Judgement): Violation {
   const bound = j.bounds[0];
+  // The need is part of every such message (an agent acts on it), also when a cap bound.
+  const need = j.needUsed !== null && bound?.limit !== 'need' ? `; the need is ${j.needUsed}` : '';
   return {
     limit: bound?.limit ?? 'need',
     field: change.clamp ? pointerToField(change.clamp.path) : undefined,
-    message: `asked for ${j.to}, policy ${j.policy.name} allows at most ${j.allowance ?? 0} (${bound?.detail ?? 'no detail'})`,
+    message: `asked for ${j.to}, policy ${j.policy.name} allows at most ${j.allowance ?? 0} (${bound?.detail ?? 'no detail'}${need})`,
   };
 }
 

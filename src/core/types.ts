@@ -120,6 +120,8 @@ export interface WorkloadChange {
   readonly reservedAnnotationChanges: readonly string[];
   /** Facts that counting needed and did not have (a Scale's parent never seen). */
   readonly unknownFacts: readonly string[];
+  /** For an HPA: the workload it scales, in its namespace. */
+  readonly scaleTarget?: { readonly group: string; readonly kind: string; readonly name: string } | undefined;
   /** Set when the new count itself cannot be known (a DaemonSet without nodes): never allowed to grow. */
   readonly uncountable: string | undefined;
 }
