@@ -18,6 +18,8 @@ export interface Limits {
   readonly workloadsPerFamily?: number | undefined;
   readonly step?: number | undefined;
   readonly cronJobOverlap?: number | undefined;
+  /** Instances the family may add within a sliding window. */
+  readonly rate?: { readonly instances: number; readonly perMs: number } | undefined;
 }
 
 /** The name of a limit, as it appears in messages, causes, logs and metrics. */
@@ -27,6 +29,7 @@ export type LimitName =
   | 'perFamily'
   | 'workloadsPerFamily'
   | 'step'
+  | 'rate'
   | 'podServiceAccounts'
   | 'reservedAnnotations'
   | 'onUnavailable';
@@ -46,8 +49,17 @@ export interface Policy {
     readonly min?: number | undefined;
     readonly max?: number | undefined;
     readonly onUnavailable: OnUnavailable;
+    readonly prometheus?:
+      | { readonly query: string; readonly targetPerInstance?: number | undefined; readonly latencyTarget?: number | undefined }
+      | undefined;
+    readonly metricsApi?: { readonly targetCpuUtilization: number } | undefined;
+    readonly hpa?: Readonly<Record<string, never>> | undefined;
   };
   readonly limits: Limits;
+  /** Limits that replace `limits` after the family lost instances within the window. */
+  readonly underPressure?: { readonly windowMs: number; readonly limits: Limits } | undefined;
+  /** How clones of family members are judged; absent means not allowed, no images ignored. */
+  readonly clones?: { readonly allowed: boolean; readonly ignoreImages: readonly string[] } | undefined;
   readonly podServiceAccounts?: readonly string[] | undefined;
   /** Where the policy was read from, for messages. */
   readonly source: { readonly file: string; readonly document: number };

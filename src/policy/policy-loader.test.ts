@@ -30,12 +30,68 @@ describe('parsePolicyText', () => {
         mode: 'clamp',
         agents: { serviceAccounts: ['agents:*'], users: [], groups: [] },
         namespaces: undefined,
-        need: { static: undefined, min: undefined, max: undefined, onUnavailable: 'hold' },
-        limits: { perWorkload: 10, step: 3 },
+        need: {
+          static: undefined,
+          min: undefined,
+          max: undefined,
+          onUnavailable: 'hold',
+          prometheus: undefined,
+          metricsApi: undefined,
+          hpa: undefined,
+        },
+        limits: { perWorkload: 10, step: 3, rate: undefined },
+        underPressure: undefined,
+        clones: { allowed: false, ignoreImages: [] },
         podServiceAccounts: undefined,
         source: { file: 'policies/a.yaml', document: 1 },
       },
     ]);
+  });
+
+  it('reads load sources, rate, survival pressure and clones, durations in milliseconds', () => {
+    const { policies, problems } = parsePolicyText(
+      policy(
+        'full',
+        [
+          'mode: enforce',
+          '  agents:',
+          '    serviceAccounts: ["agents:*"]',
+          '  need:',
+          '    prometheus:',
+          '      query: sum(rate(http_requests_total{namespace="{{namespace}}"}[2m]))',
+          '      targetPerInstance: 50',
+          '  limits:',
+          '    rate: { instances: 4, per: 5m }',
+          '  underPressure:',
+          '    limits: { step: 0, workloadsPerFamily: 1 }',
+          '  clones:',
+          '    ignoreImages: ["docker.io/library/*"]',
+        ].join('\n'),
+      ),
+      'p.yaml',
+    );
+    expect(problems).toEqual([]);
+    const p = policies[0];
+    expect(p?.need.prometheus).toEqual({
+      query: 'sum(rate(http_requests_total{namespace="{{namespace}}"}[2m]))',
+      targetPerInstance: 50,
+    });
+    expect(p?.limits.rate).toEqual({ instances: 4, perMs: 300_000 });
+    expect(p?.underPressure).toEqual({ windowMs: 600_000, limits: { step: 0, workloadsPerFamily: 1, rate: undefined } });
+    expect(p?.clones).toEqual({ allowed: false, ignoreImages: ['docker.io/library/*'] });
+  });
+
+  it('refuses two load sources and a prometheus need without a target', () => {
+    const two = parsePolicyText(
+      policy('two', 'mode: enforce\n  agents:\n    users: [a]\n  need:\n    hpa: {}\n    metricsApi: { targetCpuUtilization: 80 }'),
+      'p.yaml',
+    );
+    expect(two.problems.map((p) => p.message).join()).toMatch(/at most one load source/);
+    const noTarget = parsePolicyText(
+      policy('nt', 'mode: enforce\n  agents:\n    users: [a]\n  need:\n    prometheus: { query: "up" }'),
+      'p.yaml',
+    );
+    expect(noTarget.problems.map((p) => p.message).join()).toMatch(/exactly one of targetPerInstance or latencyTarget/);
   });
 
   it('reads several documents per file, skipping empty ones but counting them as the user does', () => {

@@ -4,10 +4,10 @@ import { join } from 'node:path';
 import { isAlias, isMap, isScalar, isSeq, LineCounter, parseAllDocuments } from 'yaml';
 import type { Document, YAMLError } from 'yaml';
 import type { z } from 'zod';
-import type { Policy } from '../core/types.ts';
+import type { Limits, Policy } from '../core/types.ts';
 import { compileGlob, isLiteralGlob } from './glob.ts';
-import { POLICY_API_VERSION, POLICY_KIND, policyDocumentSchema } from './policy-schema.ts';
-import type { PolicyDocument } from './policy-schema.ts';
+import { durationToMs, POLICY_API_VERSION, POLICY_KIND, policyDocumentSchema } from './policy-schema.ts';
+import type { PolicyDocument, PolicyLimits } from './policy-schema.ts';
 
 /** One thing wrong (error) or suspicious (warning) in a policy file. */
 export interface PolicyProblem {
@@ -251,11 +251,23 @@ function toPolicy(doc: PolicyDocument, file: string, document: number): Policy {
       min: spec.need.min,
       max: spec.need.max,
       onUnavailable: spec.need.onUnavailable,
+      prometheus: spec.need.prometheus,
+      metricsApi: spec.need.metricsApi,
+      hpa: spec.need.hpa,
     },
-    limits: { ...spec.limits },
+    limits: toLimits(spec.limits),
+    underPressure: spec.underPressure
+      ? { windowMs: durationToMs(spec.underPressure.window), limits: toLimits(spec.underPressure.limits) }
+      : undefined,
+    clones: spec.clones,
     podServiceAccounts: spec.podServiceAccounts,
     source: { file, document },
   };
+}
+
+function toLimits(limits: PolicyLimits): Limits {
+  const { rate, ...rest } = limits;
+  return { ...rest, rate: rate ? { instances: rate.instances, perMs: durationToMs(rate.per) } : undefined };
 }
 
 type Locator = (path: readonly PathSegment[], key?: boolean) => number | undefined;

@@ -34,7 +34,52 @@ export const limitsSchema = z.strictObject({
     .min(1, { error: 'cronJobOverlap must be at least 1' })
     .optional()
     .describe('runs of a CronJob with concurrencyPolicy Allow counted as running at once (default 1)'),
+  rate: z
+    .strictObject({
+      instances: count('rate.instances').describe('instances the family may add within the window'),
+      per: duration('rate.per').describe('the sliding window, e.g. 5m'),
+    })
+    .optional()
+    .describe("instances added per family per window: what stops 1 → 2 → 4 → 8"),
 });
+
+/** A duration written as 30s, 5m, 1h (or ms): kept as written, read by {@link durationToMs}. */
+function duration(what: string) {
+  return z
+    .string({ error: `${what} must be a duration such as 30s, 5m or 1h` })
+    .regex(/^[1-9]\d*(ms|s|m|h)$/, { error: `${what} must be a duration such as 30s, 5m or 1h` });
+}
+
+/** Milliseconds of a duration accepted by the schema (`30s`, `5m`, `1h`, `500ms`). */
+export function durationToMs(text: string): number {
+  const m = /^(\d+)(ms|s|m|h)$/.exec(text);
+  if (!m) throw new Error(`not a duration: ${text}`);
+  const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[m[2] as 'ms' | 's' | 'm' | 'h'];
+  return Number(m[1]) * unit;
+}
+
+const positive = (what: string) =>
+  z.number({ error: `${what} must be a number` }).positive({ error: `${what} must be greater than 0` });
+
+/** Load read from Prometheus: the workload's total load against what one instance serves. */
+export const prometheusNeedSchema = z
+  .strictObject({
+    query: z
+      .string({ error: 'need.prometheus.query must be a PromQL expression' })
+      .min(1)
+      .describe('instant query templated with {{namespace}}, {{name}} and {{kind}}; returns the total load'),
+    targetPerInstance: positive('need.prometheus.targetPerInstance')
+      .optional()
+      .describe('load one instance serves within its latency goal (need = ceil(load / target))'),
+    latencyTarget: positive('need.prometheus.latencyTarget')
+      .optional()
+      .describe(
+        'alternatively, a latency goal the query returns against (a weaker signal: latency is flat until saturation, then explodes)',
+      ),
+  })
+  .refine((p) => (p.targetPerInstance === undefined) !== (p.latencyTarget === undefined), {
+    error: 'need.prometheus needs exactly one of targetPerInstance or latencyTarget',
+  });
 
 export const needSchema = z
   .strictObject({
@@ -47,10 +92,29 @@ export const needSchema = z
       .enum(['hold', 'caps', 'deny'], { error: 'onUnavailable must be one of hold, caps, deny' })
       .default('hold')
       .describe('hold: the current count is the need (0 on CREATE); caps: judge by caps alone; deny: deny growth'),
+    prometheus: prometheusNeedSchema.optional().describe('need from a PromQL query of the workload\'s load'),
+    metricsApi: z
+      .strictObject({
+        targetCpuUtilization: z
+          .number({ error: 'need.metricsApi.targetCpuUtilization must be a percentage' })
+          .int()
+          .min(1)
+          .max(1000)
+          .describe('average CPU utilisation per pod, in percent of requests, that one instance should run at'),
+      })
+      .optional()
+      .describe('need from CPU utilisation of the workload\'s pods (metrics.k8s.io)'),
+    hpa: z
+      .strictObject({})
+      .optional()
+      .describe("need from the workload's HPA desired replicas; trusted only when the agent's family cannot write that HPA"),
   })
   .refine((n) => n.min === undefined || n.max === undefined || n.min <= n.max, {
     error: 'need.min cannot be greater than need.max',
     path: ['min'],
+  })
+  .refine((n) => [n.prometheus, n.metricsApi, n.hpa].filter((x) => x !== undefined).length <= 1, {
+    error: 'need takes at most one load source: prometheus, metricsApi or hpa',
   });
 
 export const agentsSchema = z
@@ -77,6 +141,22 @@ export const policySpecSchema = z.strictObject({
     .describe("narrows serviceAccounts to these namespaces of the service account (users and groups ignore it)"),
   need: needSchema.default({ onUnavailable: 'hold' }).describe('how the need (instances the load requires) is bounded and what happens without it'),
   limits: limitsSchema.default({}).describe('caps on growth; an absent limit does not apply'),
+  underPressure: z
+    .strictObject({
+      window: duration('underPressure.window').default('10m').describe('how long after a loss the limits apply'),
+      limits: limitsSchema.describe('the same fields as limits: absent means no limit, 0 means nothing'),
+    })
+    .optional()
+    .describe('limits that apply after the family lost instances within the window'),
+  clones: z
+    .strictObject({
+      allowed: z.boolean().default(false).describe('when false, a clone of a family member has a need of 0'),
+      ignoreImages: globList('clones.ignoreImages')
+        .default([])
+        .describe('image repositories that never mark a clone (common base images), globs'),
+    })
+    .prefault({})
+    .describe('how clones of family members are judged'),
   podServiceAccounts: globList('podServiceAccounts')
     .optional()
     .describe(
