@@ -1,0 +1,133 @@
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { FakeApiServer, type KubeObject } from './fake-apiserver.ts';
+
+// The fake stands in for the kube-apiserver; these tests hold it to the behaviours the
+// guard's code relies on, so that a test passing against it means something.
+
+let fake: FakeApiServer;
+beforeEach(async () => {
+  fake = await FakeApiServer.start({ bookmarkIntervalMs: 50 });
+});
+afterEach(async () => {
+  await fake.close();
+});
+
+const deployment = (name: string, replicas = 1): KubeObject => ({
+  metadata: { name, namespace: 'agents' },
+  spec: { replicas },
+});
+
+async function json(path: string, init?: RequestInit): Promise<{ status: number; body: Record<string, unknown> }> {
+  const res = await fetch(`${fake.url}${path}`, init);
+  return { status: res.status, body: (await res.json()) as Record<string, unknown> };
+}
+
+/** Reads watch events until `count` arrived or the stream ends. */
+async function readEvents(path: string, count: number, signal = AbortSignal.timeout(5000)): Promise<{ type: string; object: KubeObject }[]> {
+  const res = await fetch(`${fake.url}${path}`, { signal });
+  const events: { type: string; object: KubeObject }[] = [];
+  const decoder = new TextDecoder();
+  let buffer = '';
+  if (!res.body) return events;
+  for await (const chunk of res.body) {
+    buffer += decoder.decode(chunk as Uint8Array, { stream: true });
+    let nl = buffer.indexOf('\n');
+    while (nl >= 0) {
+      events.push(JSON.parse(buffer.slice(0, nl)) as { type: string; object: KubeObject });
+      buffer = buffer.slice(nl + 1);
+      nl = buffer.indexOf('\n');
+    }
+    if (events.length >= count) break;
+  }
+  return events;
+}
+
+describe('fake API server', () => {
+  it('pages a list from one snapshot, even when objects change between pages', async () => {
+    for (const n of ['a', 'b', 'c', 'd', 'e']) fake.put('deployments', deployment(n));
+    const first = await json('/apis/apps/v1/namespaces/agents/deployments?limit=2');
+    const meta = first.body.metadata as { resourceVersion: string; continue?: string };
+    expect((first.body.items as KubeObject[]).map((i) => i.metadata.name)).toEqual(['a', 'b']);
+    fake.put('deployments', deployment('c', 9));
+    fake.remove('deployments', 'agents', 'd');
+    const second = await json(`/apis/apps/v1/namespaces/agents/deployments?limit=2&continue=${meta.continue}`);
+    const items = second.body.items as KubeObject[];
+    expect(items.map((i) => [i.metadata.name, (i.spec as { replicas: number }).replicas])).toEqual([
+      ['c', 1],
+      ['d', 1],
+    ]);
+    expect((second.body.metadata as { resourceVersion: string }).resourceVersion).toBe(meta.resourceVersion);
+  });
+
+  it('expires a continue token once its history is compacted', async () => {
+    for (const n of ['a', 'b', 'c']) fake.put('deployments', deployment(n));
+    const first = await json('/apis/apps/v1/deployments?limit=1');
+    fake.put('deployments', deployment('z'));
+    fake.compact();
+    const token = (first.body.metadata as { continue: string }).continue;
+    const second = await json(`/apis/apps/v1/deployments?limit=1&continue=${token}`);
+    expect(second.status).toBe(410);
+    expect(second.body).toMatchObject({ kind: 'Status', code: 410, reason: 'Expired' });
+  });
+
+  it('rejects a stale resourceVersion with 409 Conflict and bumps it on every write', async () => {
+    const created = await json('/api/v1/namespaces/rg/configmaps', {
+      method: 'POST',
+      body: JSON.stringify({ metadata: { name: 'ledger' }, data: { v: '1' } }),
+    });
+    expect(created.status).toBe(201);
+    const rv = (created.body.metadata as { resourceVersion: string }).resourceVersion;
+    const again = await json('/api/v1/namespaces/rg/configmaps', {
+      method: 'POST',
+      body: JSON.stringify({ metadata: { name: 'ledger' } }),
+    });
+    expect(again.body).toMatchObject({ code: 409, reason: 'AlreadyExists' });
+    const put = (resourceVersion: string) =>
+      json('/api/v1/namespaces/rg/configmaps/ledger', {
+        method: 'PUT',
+        body: JSON.stringify({ metadata: { name: 'ledger', resourceVersion }, data: { v: '2' } }),
+      });
+    const ok = await put(rv);
+    expect(ok.status).toBe(200);
+    expect(Number((ok.body.metadata as { resourceVersion: string }).resourceVersion)).toBeGreaterThan(Number(rv));
+    const stale = await put(rv);
+    expect(stale.status).toBe(409);
+    expect(stale.body).toMatchObject({ kind: 'Status', reason: 'Conflict' });
+    expect((await json('/api/v1/namespaces/rg/configmaps/nope')).status).toBe(404);
+  });
+
+  it('streams the changes after a resourceVersion, with bookmarks when asked', async () => {
+    fake.put('deployments', deployment('a'));
+    const from = fake.revision;
+    const events = readEvents(`/apis/apps/v1/deployments?watch=true&resourceVersion=${from}&allowWatchBookmarks=true`, 3);
+    fake.put('deployments', deployment('a', 4));
+    fake.remove('deployments', 'agents', 'a');
+    const got = await events;
+    expect(got.map((e) => e.type).slice(0, 2)).toEqual(['MODIFIED', 'DELETED']);
+    expect(got.some((e) => e.type === 'BOOKMARK')).toBe(true);
+  });
+
+  it('answers a watch from a compacted resourceVersion with a 410 ERROR event', async () => {
+    fake.put('deployments', deployment('a'));
+    const old = fake.revision;
+    fake.put('deployments', deployment('b'));
+    fake.compact();
+    const [event] = await readEvents(`/apis/apps/v1/deployments?watch=true&resourceVersion=${old - 1}`, 1);
+    expect(event).toMatchObject({ type: 'ERROR', object: { kind: 'Status', code: 410, reason: 'Expired' } });
+  });
+
+  it('can hold a watch open while delivering nothing', async () => {
+    fake.stallWatches(true);
+    const controller = new AbortController();
+    const events = readEvents(`/apis/apps/v1/deployments?watch=true&resourceVersion=${fake.revision}&allowWatchBookmarks=true`, 1, controller.signal);
+    await expect.poll(() => fake.openWatches).toBe(1);
+    fake.put('deployments', deployment('silent'));
+    setTimeout(() => controller.abort(), 300);
+    await expect(events).rejects.toThrow();
+  });
+
+  it('ends watches at timeoutSeconds', async () => {
+    const events = await readEvents(`/apis/apps/v1/deployments?watch=true&resourceVersion=${fake.revision}&timeoutSeconds=1`, 100);
+    expect(events).toEqual([]);
+  });
+});
