@@ -53,6 +53,8 @@ function buildWebhookApp(deps: AppDeps): FastifyInstance {
   const app: FastifyInstance = deps.tls
     ? (Fastify({ ...common, https: { key: deps.tls.key, cert: deps.tls.cert } }) as unknown as FastifyInstance)
     : Fastify(common);
+  // fastify also parses text/plain by default; a review is JSON, anything else is refused.
+  app.removeContentTypeParser('text/plain');
 
   app.setErrorHandler((error: FastifyError, request, reply) => {
     const code = errorCodeOf(error);

@@ -7,6 +7,7 @@ import { buildApp, type GuardApp, type Readiness } from './app.ts';
 import type { Clock } from './clock.ts';
 import { InMemoryLedger } from './cluster/in-memory-ledger.ts';
 import { InMemoryClusterView } from './cluster/in-memory-view.ts';
+import { InMemoryProvenance } from './cluster/provenance.ts';
 import type { GuardConfig } from './config.ts';
 import { StaticLoadSource } from './load/static-load-source.ts';
 import { compileAgentMatcher } from './policy/agent-matcher.ts';
@@ -85,6 +86,7 @@ export async function assembleGuard(config: GuardConfig, deps: { logger: Logger;
   const handleReview = createReviewHandler({
     policies: () => active,
     view: new InMemoryClusterView(nodes),
+    provenance: new InMemoryProvenance(),
     loadSource: new StaticLoadSource(),
     ledger: new InMemoryLedger({ windowMs: config.ledger.window, maxEpisodes: config.ledger.maxEpisodes }),
     clock,
@@ -93,6 +95,7 @@ export async function assembleGuard(config: GuardConfig, deps: { logger: Logger;
     scaleResources: config.scaleResources,
     deadlineMarginMs: config.deadline.margin,
     defaultTimeoutMs: config.deadline.defaultTimeout,
+    maxStalenessMs: 60_000,
   });
 
   const readiness = (): Readiness => {

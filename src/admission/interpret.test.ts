@@ -37,6 +37,8 @@ describe('interpretRequest: counting each kind', () => {
     expect(c.createsWorkload).toBe(true);
     expect(c.clamp).toEqual({ path: '/spec/replicas', present: true });
     expect(c.podServiceAccounts).toEqual([{ namespace: 'agents', name: 'agent-1', field: 'spec.template.spec' }]);
+    expect(c.pods?.serviceAccounts).toEqual(['agent-1']);
+    expect(c.pods?.fingerprints.map((f) => f.image)).toEqual(['registry.example/agent']);
     expect(c.ref).toMatchObject({ group: 'apps', kind: 'Deployment', namespace: 'agents', name: 'agent-web' });
   });
 
@@ -81,10 +83,11 @@ describe('interpretRequest: counting each kind', () => {
     expect(unseen.unknownFacts.join()).toMatch(/Deployment agents\/agent-web .* has not been seen/);
     const view = emptyView();
     const created = change(interpret(request('deployment-create-agent')));
-    view.observe({ username: 'a' }, created.ref, {
+    view.observe(created.ref, {
       ref: created.ref,
       count: created.after ?? { steady: 0, extra: { type: 'none' } },
       serviceAccounts: ['agent-1'],
+      fingerprints: [],
     });
     const seen = change(interpret(request('deployment-scale-agent-10'), view));
     expect(seen.unknownFacts).toEqual([]);
@@ -186,10 +189,11 @@ describe('interpretRequest: counting each kind', () => {
     expect(alone.clamp).toMatchObject({ path: '/spec/maxReplicas', minimum: 1 });
     const view = emptyView();
     const created = change(interpret(request('deployment-create-agent')));
-    view.observe({ username: 'a' }, created.ref, {
+    view.observe(created.ref, {
       ref: created.ref,
       count: created.after ?? { steady: 0, extra: { type: 'none' } },
       serviceAccounts: [],
+      fingerprints: [],
     });
     const withTarget = change(interpret(request('hpa-create-agent-max-50'), view));
     expect(withTarget.before?.steady).toBe(2);

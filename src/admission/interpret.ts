@@ -1,6 +1,7 @@
 import type { z } from 'zod';
 import type { ClusterView } from '../cluster/cluster-view.ts';
 import type { ExtraInstances, InstanceCount, PodServiceAccount, WorkloadChange, WorkloadRef } from '../core/types.ts';
+import { podFingerprints } from '../core/fingerprint.ts';
 import { GuardError } from '../errors.ts';
 import { anyObjectShape, type Metadata, scaleShape } from './object-shapes.ts';
 import type { AdmissionRequest } from './review.ts';
@@ -127,6 +128,7 @@ function interpretObject(req: AdmissionRequest, ctx: InterpretContext, kind: Wor
     unknownFacts,
     uncountable,
     scaleTarget,
+    pods: after === null ? undefined : podsOf(kind.podTemplates(after as never)),
   };
   return { type: 'change', kind: kind.kind, change, justification: meta?.annotations?.[JUSTIFICATION_ANNOTATION] };
 }
@@ -237,6 +239,13 @@ function changedServiceAccounts(
     out.push({ namespace, name, field: t.field });
   }
   return out;
+}
+
+function podsOf(templates: readonly PodTemplate[]): WorkloadChange['pods'] {
+  if (templates.length === 0) return undefined;
+  const serviceAccounts = [...new Set(templates.map(serviceAccountOf))];
+  const fingerprints = templates.flatMap((t) => podFingerprints(serviceAccountOf(t), t.spec.containers ?? []));
+  return { serviceAccounts, fingerprints };
 }
 
 /** A pod runs as `default` when neither field names a service account. */

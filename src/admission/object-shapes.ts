@@ -29,7 +29,14 @@ export const nodeSelectorTermShape = z.looseObject({
   matchFields: z.array(nodeSelectorRequirement).nullish(),
 });
 
+const containerShape = z.looseObject({
+  image: z.string().nullish(),
+  command: z.array(z.string()).nullish(),
+  args: z.array(z.string()).nullish(),
+});
+
 export const podSpecShape = z.looseObject({
+  containers: z.array(containerShape).nullish(),
   serviceAccountName: z.string().nullish(),
   serviceAccount: z.string().nullish(),
   nodeSelector: stringMap.nullish(),

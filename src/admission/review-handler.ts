@@ -5,7 +5,9 @@ import type { Ledger } from '../cluster/ledger.ts';
 import { type Episode, episodeKey } from '../core/episode.ts';
 import { type Judgement, judge } from '../core/judge.ts';
 import { type Resolution, resolve } from '../core/resolve.ts';
-import type { AgentIdentity, Policy, WorkloadChange } from '../core/types.ts';
+import { clonesMember, familyOf } from '../core/family.ts';
+import type { AgentIdentity, NeedFact, Policy, WorkloadChange } from '../core/types.ts';
+import type { Provenance } from '../cluster/provenance.ts';
 import { GuardError } from '../errors.ts';
 import type { LoadSource } from '../load/load-source.ts';
 import type { AgentMatcher } from '../policy/agent-matcher.ts';
@@ -28,6 +30,7 @@ export interface ReviewHandlerDeps {
   /** The current policy set; undefined until a valid one is loaded. */
   readonly policies: () => ActivePolicies | undefined;
   readonly view: ClusterView | ObservingClusterView;
+  readonly provenance: Provenance;
   readonly loadSource: LoadSource;
   readonly ledger: Ledger;
   readonly clock: Clock;
@@ -38,6 +41,8 @@ export interface ReviewHandlerDeps {
   readonly deadlineMarginMs: number;
   /** The timeout assumed when the apiserver sends none (its default is 10 s). */
   readonly defaultTimeoutMs: number;
+  /** Facts from a view older than this are unknown (the policy's onUnavailable decides). */
+  readonly maxStalenessMs: number;
 }
 
 /** An HTTP answer: the status and the JSON body. */
@@ -153,12 +158,30 @@ export function createReviewHandler(deps: ReviewHandlerDeps): ReviewHandler {
     policies: readonly Policy[],
     signal: AbortSignal,
   ): Promise<{ judgements: Judgement[]; resolution: Resolution }> {
-    const family = deps.view.family(agent, change.ref);
+    const staleness = deps.view.staleness(clock.monotonicMs());
+    const stale =
+      staleness === undefined
+        ? 'the cluster view has not synced yet'
+        : staleness > deps.maxStalenessMs
+          ? `the cluster view is ${Math.round(staleness / 1000)} s old`
+          : undefined;
+    const judged: WorkloadChange = stale ? { ...change, unknownFacts: [...change.unknownFacts, stale] } : change;
+    const provenance = [...deps.provenance.of(agent.username)];
     const currentSteady = change.before?.steady ?? 0;
     const judgements = await Promise.all(
       policies.map(async (policy) => {
-        const need = await deps.loadSource.need({ ref: change.ref, currentSteady, policy }, signal);
-        return judge(change, policy, { need, family }, agent);
+        const ignore = policy.clones?.ignoreImages ?? [];
+        const family = familyOf(agent, deps.view, provenance, ignore, change.ref);
+        // A clone's need is 0: the whole clone is surplus unless the policy allows clones.
+        const clone =
+          change.createsWorkload &&
+          change.pods !== undefined &&
+          policy.clones?.allowed !== true &&
+          clonesMember(change.pods.fingerprints, family, ignore);
+        const need: NeedFact = clone
+          ? { kind: 'measured', value: 0, source: 'clone' }
+          : await deps.loadSource.need({ ref: change.ref, currentSteady, policy }, signal);
+        return judge(judged, policy, { need, family: stale ? undefined : family }, agent);
       }),
     );
     return { judgements, resolution: resolve(change, judgements) };
@@ -194,7 +217,10 @@ export function createReviewHandler(deps: ReviewHandlerDeps): ReviewHandler {
         episode = recorded ? 'recorded' : 'duplicate';
       }
     }
-    if (webhook === 'validate' && !req.dryRun && decision.kind !== 'denied') observe(agent, change);
+    if (webhook === 'validate' && !req.dryRun && decision.kind !== 'denied') {
+      observe(change);
+      if (lead?.growth && change.ref.uid) deps.provenance.add(agent.username, change.ref.uid);
+    }
 
     audit(webhook, req, agent, interpretation, decision, {
       from: lead?.from ?? change.before?.steady ?? 0,
@@ -268,24 +294,22 @@ export function createReviewHandler(deps: ReviewHandlerDeps): ReviewHandler {
     return decision;
   }
 
-  function observe(agent: AgentIdentity, change: WorkloadChange): void {
+  function observe(change: WorkloadChange): void {
     const view = deps.view;
     if (!('observe' in view)) return;
     if (change.after === null) {
-      view.observe(agent, change.ref, null);
+      view.observe(change.ref, null);
       return;
     }
     const previous = view.workload(change.ref.group, change.ref.kind, change.ref.namespace, change.ref.name);
     const snapshot: WorkloadSnapshot = {
-      ref: change.ref,
+      ref: { ...change.ref, uid: change.ref.uid ?? previous?.ref.uid },
       count: change.after,
-      serviceAccounts:
-        change.podServiceAccounts.length > 0
-          ? change.podServiceAccounts.map((s) => s.name)
-          : (previous?.serviceAccounts ?? []),
+      serviceAccounts: change.pods?.serviceAccounts ?? previous?.serviceAccounts ?? [],
+      fingerprints: change.pods?.fingerprints ?? previous?.fingerprints ?? [],
       scaleTarget: change.scaleTarget ?? previous?.scaleTarget,
     };
-    view.observe(agent, change.ref, snapshot);
+    view.observe(change.ref, snapshot);
   }
 
   function auditBase(webhook: Webhook, req: AdmissionRequest, agent: AgentIdentity) {

@@ -118,6 +118,8 @@ function show(value: unknown): string {
   if (value === null) return 'null';
   if (Array.isArray(value)) return 'a list';
   if (typeof value === 'object') return 'an object';
+  // A whole body sent as a string would otherwise come back in the message.
+  if (typeof value === 'string' && value.length > 60) return `${JSON.stringify(value.slice(0, 57))}...`;
   return JSON.stringify(value);
 }
 

@@ -134,6 +134,8 @@ export interface WorkloadChange {
   readonly unknownFacts: readonly string[];
   /** For an HPA: the workload it scales, in its namespace. */
   readonly scaleTarget?: { readonly group: string; readonly kind: string; readonly name: string } | undefined;
+  /** The pods the new object defines (all its templates), when it defines any. */
+  readonly pods?: { readonly serviceAccounts: readonly string[]; readonly fingerprints: readonly WorkloadFingerprint[] } | undefined;
   /** Set when the new count itself cannot be known (a DaemonSet without nodes): never allowed to grow. */
   readonly uncountable: string | undefined;
 }
@@ -163,4 +165,25 @@ export interface PolicyFacts {
   readonly need: NeedFact;
   /** Undefined when the family is unknown. */
   readonly family: FamilyFact | undefined;
+}
+
+/** A pod-template fingerprint, as kept for a workload (see core/fingerprint.ts). */
+export interface WorkloadFingerprint {
+  readonly key: string;
+  readonly image: string;
+}
+
+/** What is known of one workload: enough to count it and to place it in a family. */
+export interface WorkloadSnapshot {
+  readonly ref: WorkloadRef;
+  /** Counted at the object itself; an HPA's count is its maxReplicas. */
+  readonly count: InstanceCount;
+  /** Service account names its pods run as. */
+  readonly serviceAccounts: readonly string[];
+  /** Fingerprints of its pod template's containers: what marks a clone. */
+  readonly fingerprints: readonly WorkloadFingerprint[];
+  /** For an HPA: the workload it scales, in its namespace. */
+  readonly scaleTarget?: { readonly group: string; readonly kind: string; readonly name: string } | undefined;
+  /** The controller owning it (a Deployment's ReplicaSet, a CronJob's Job): then not a top owner. */
+  readonly controllerUid?: string | undefined;
 }

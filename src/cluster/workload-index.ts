@@ -1,0 +1,93 @@
+import type { WorkloadRef, WorkloadSnapshot } from '../core/types.ts';
+
+const keyOf = (group: string, kind: string, namespace: string, name: string) => `${group}/${kind}/${namespace}/${name}`;
+const refKey = (r: WorkloadRef) => keyOf(r.group, r.kind, r.namespace, r.name);
+
+/**
+ * Workload snapshots with the indexes family lookups need (by UID, by service account
+ * name, by fingerprint, HPA by target), kept in step on every set and delete so that a
+ * lookup on the request path never scans the whole cluster.
+ */
+export class WorkloadIndex {
+  readonly #byKey = new Map<string, WorkloadSnapshot>();
+  readonly #byUid = new Map<string, string>();
+  readonly #bySa = new Map<string, Set<string>>();
+  readonly #byFingerprint = new Map<string, Set<string>>();
+  readonly #scalerByTarget = new Map<string, string>();
+
+  get size(): number {
+    return this.#byKey.size;
+  }
+
+  get(group: string, kind: string, namespace: string, name: string): WorkloadSnapshot | undefined {
+    return this.#byKey.get(keyOf(group, kind, namespace, name));
+  }
+
+  byUid(uid: string): WorkloadSnapshot | undefined {
+    const key = this.#byUid.get(uid);
+    return key === undefined ? undefined : this.#byKey.get(key);
+  }
+
+  *runningAs(serviceAccountName: string): Iterable<WorkloadSnapshot> {
+    yield* this.#resolve(this.#bySa.get(serviceAccountName));
+  }
+
+  *withFingerprint(key: string): Iterable<WorkloadSnapshot> {
+    yield* this.#resolve(this.#byFingerprint.get(key));
+  }
+
+  scalerOf(ref: WorkloadRef): WorkloadSnapshot | undefined {
+    const key = this.#scalerByTarget.get(refKey(ref));
+    return key === undefined ? undefined : this.#byKey.get(key);
+  }
+
+  *values(): Iterable<WorkloadSnapshot> {
+    yield* this.#byKey.values();
+  }
+
+  set(snapshot: WorkloadSnapshot): void {
+    const key = refKey(snapshot.ref);
+    this.delete(snapshot.ref);
+    this.#byKey.set(key, snapshot);
+    if (snapshot.ref.uid) this.#byUid.set(snapshot.ref.uid, key);
+    for (const sa of snapshot.serviceAccounts) addTo(this.#bySa, sa, key);
+    for (const fp of snapshot.fingerprints) addTo(this.#byFingerprint, fp.key, key);
+    const t = snapshot.scaleTarget;
+    if (t) this.#scalerByTarget.set(keyOf(t.group, t.kind, snapshot.ref.namespace, t.name), key);
+  }
+
+  delete(ref: WorkloadRef): void {
+    const key = refKey(ref);
+    const old = this.#byKey.get(key);
+    if (!old) return;
+    this.#byKey.delete(key);
+    if (old.ref.uid && this.#byUid.get(old.ref.uid) === key) this.#byUid.delete(old.ref.uid);
+    for (const sa of old.serviceAccounts) removeFrom(this.#bySa, sa, key);
+    for (const fp of old.fingerprints) removeFrom(this.#byFingerprint, fp.key, key);
+    const t = old.scaleTarget;
+    if (t) {
+      const targetKey = keyOf(t.group, t.kind, old.ref.namespace, t.name);
+      if (this.#scalerByTarget.get(targetKey) === key) this.#scalerByTarget.delete(targetKey);
+    }
+  }
+
+  *#resolve(keys: ReadonlySet<string> | undefined): Iterable<WorkloadSnapshot> {
+    for (const k of keys ?? []) {
+      const s = this.#byKey.get(k);
+      if (s) yield s;
+    }
+  }
+}
+
+function addTo(index: Map<string, Set<string>>, value: string, key: string): void {
+  let set = index.get(value);
+  if (!set) index.set(value, (set = new Set()));
+  set.add(key);
+}
+
+function removeFrom(index: Map<string, Set<string>>, value: string, key: string): void {
+  const set = index.get(value);
+  if (!set) return;
+  set.delete(key);
+  if (set.size === 0) index.delete(value);
+}

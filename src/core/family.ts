@@ -1,0 +1,75 @@
+import { compileGlob } from '../policy/glob.ts';
+import { potentialAt, potentialOf } from './instances.ts';
+import type { AgentIdentity, FamilyFact, WorkloadRef, WorkloadSnapshot } from './types.ts';
+
+/** The lookups a family is computed from; the cluster view answers them from memory. */
+export interface FamilyLookups {
+  workloadByUid(uid: string): WorkloadSnapshot | undefined;
+  /** Top-owner workloads whose pods run as this service account name, in any namespace. */
+  runningAs(serviceAccountName: string): Iterable<WorkloadSnapshot>;
+  /** Top-owner workloads with this fingerprint key. */
+  withFingerprint(key: string): Iterable<WorkloadSnapshot>;
+  /** The HPA scaling this workload, if any. */
+  scalerOf(ref: WorkloadRef): WorkloadSnapshot | undefined;
+}
+
+/** A family and its members. */
+export interface Family extends FamilyFact {
+  readonly members: readonly WorkloadSnapshot[];
+}
+
+const refKey = (r: WorkloadRef) => `${r.group}/${r.kind}/${r.namespace}/${r.name}`;
+
+/**
+ * An agent's family (DESIGN.md): the workloads whose pods run as its service account
+ * name, the workloads it created or scaled up (provenance, by UID), and every clone of
+ * those (same fingerprint), in any namespace and of any kind. Counted at the top owner
+ * only; an HPA raises its target to its ceiling. Images listed in `ignoreImages` never
+ * mark a clone. `excluding` is the workload being judged.
+ */
+export function familyOf(
+  agent: AgentIdentity,
+  lookups: FamilyLookups,
+  provenance: Iterable<string>,
+  ignoreImages: readonly string[],
+  excluding: WorkloadRef,
+): Family {
+  const members = new Map<string, WorkloadSnapshot>();
+  const add = (s: WorkloadSnapshot | undefined) => {
+    if (s && s.controllerUid === undefined && !s.scaleTarget) members.set(refKey(s.ref), s);
+  };
+  if (agent.serviceAccount) for (const s of lookups.runningAs(agent.serviceAccount.name)) add(s);
+  for (const uid of provenance) add(lookups.workloadByUid(uid));
+
+  const ignored = ignoreImages.map(compileGlob);
+  const seeds = [...members.values()];
+  for (const seed of seeds) {
+    for (const fp of seed.fingerprints) {
+      if (ignored.some((g) => g.test(fp.image))) continue;
+      for (const clone of lookups.withFingerprint(fp.key)) add(clone);
+    }
+  }
+
+  members.delete(refKey(excluding));
+  let potential = 0;
+  for (const m of members.values()) {
+    potential += potentialOf(m.count);
+    const hpa = lookups.scalerOf(m.ref);
+    if (hpa) {
+      const raised = potentialAt(Math.max(m.count.steady, hpa.count.steady), m.count.extra);
+      potential += Math.max(0, raised - potentialOf(m.count));
+    }
+  }
+  return { workloads: members.size, potential, members: [...members.values()] };
+}
+
+/** Whether a new pod template clones a member of the family (same fingerprint, image not ignored). */
+export function clonesMember(
+  fingerprints: readonly { readonly key: string; readonly image: string }[],
+  family: Family,
+  ignoreImages: readonly string[],
+): boolean {
+  const ignored = ignoreImages.map(compileGlob);
+  const keys = new Set(family.members.flatMap((m) => m.fingerprints.map((f) => f.key)));
+  return fingerprints.some((f) => !ignored.some((g) => g.test(f.image)) && keys.has(f.key));
+}
