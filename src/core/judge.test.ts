@@ -255,3 +255,50 @@ describe('resolve: modes', () => {
     expect(r.type).toBe('allow');
   });
 });
+
+describe('judge: rate and survival pressure', () => {
+  it('bounds growth by what the rate window has left, in potential instances', () => {
+    const p = policy('enforce', { rate: { instances: 4, perMs: 300_000 } });
+    const j = judge(scale(2, 10), p, { ...facts(measured(50)), rateUsed: 1 }, agent);
+    expect(j.allowance).toBe(5);
+    expect(j.bounds[0]?.limit).toBe('rate');
+    expect(j.bounds[0]?.detail).toBe('rate 4 instances per 5m, 1 used');
+    const spent = judge(scale(2, 3), p, { ...facts(measured(50)), rateUsed: 4 }, agent);
+    expect(spent.allowance).toBe(2);
+    expect(spent.overAllowance).toBe(true);
+  });
+
+  it('counts surge against the rate: 1 → 2 → 4 → 8 is stopped', () => {
+    const change = scale(4, 8, {
+      before: { steady: 4, extra: { type: 'surge-fixed', instances: 1 } },
+      after: { steady: 8, extra: { type: 'surge-fixed', instances: 1 } },
+    });
+    const p = policy('enforce', { rate: { instances: 4, perMs: 300_000 } });
+    // 3 of 4 used: potential may go from 5 to 6, so steady 5.
+    expect(judge(change, p, { ...facts(measured(50)), rateUsed: 3 }, agent).allowance).toBe(5);
+  });
+
+  it('follows onUnavailable when the rate used is unknown', () => {
+    const p = policy('enforce', { rate: { instances: 4, perMs: 300_000 } }, { need: { onUnavailable: 'deny' } });
+    const j = judge(scale(2, 3), p, facts(measured(50)), agent);
+    expect(j.violations.map((v) => v.limit)).toEqual(['onUnavailable']);
+  });
+
+  it('applies the tighter of both limit sets under pressure, and only then', () => {
+    const p = policy(
+      'enforce',
+      { perWorkload: 10, step: 3 },
+      { underPressure: { windowMs: 600_000, limits: { step: 0, workloadsPerFamily: 1 } } },
+    );
+    const calm = judge(scale(2, 5), p, facts(measured(50)), agent);
+    expect(calm.overAllowance).toBe(false);
+    const pressed = judge(scale(2, 5), p, { ...facts(measured(50)), underPressure: true }, agent);
+    expect(pressed.allowance).toBe(2);
+    expect(pressed.bounds[0]?.limit).toBe('step');
+    const create = scale(0, 1, { operation: 'CREATE', before: null, createsWorkload: true });
+    const denied = judge(create, p, { ...facts(measured(50), { workloads: 1, potential: 2 }), underPressure: true }, agent);
+    expect(denied.violations.map((v) => v.limit)).toEqual(['workloadsPerFamily']);
+    // A field the pressure set leaves out keeps its usual limit.
+    expect(judge(scale(2, 12), p, { ...facts(measured(50)), underPressure: true }, agent).allowance).toBe(2);
+  });
+});

@@ -1,6 +1,6 @@
 import { countUnderPolicy, highestSteadyWithin, potentialOf } from './instances.ts';
 import { serviceAccountAllowed } from './pod-service-accounts.ts';
-import type { AgentIdentity, LimitName, NeedFact, Policy, PolicyFacts, WorkloadChange } from './types.ts';
+import type { AgentIdentity, LimitName, Limits, NeedFact, Policy, PolicyFacts, WorkloadChange } from './types.ts';
 
 /** A limit that bounds the steady count, with the value it allows. */
 export interface Bound {
@@ -47,7 +47,7 @@ export interface Judgement {
   readonly warnings: readonly string[];
 }
 
-const BOUND_ORDER: readonly LimitName[] = ['perWorkload', 'perFamily', 'step', 'need'];
+const BOUND_ORDER: readonly LimitName[] = ['perWorkload', 'perFamily', 'rate', 'step', 'need'];
 
 /**
  * Judges one change against one policy. Pure: the facts (need, family) are gathered
@@ -56,7 +56,8 @@ const BOUND_ORDER: readonly LimitName[] = ['perWorkload', 'perFamily', 'step', '
 export function judge(change: WorkloadChange, policy: Policy, facts: PolicyFacts, agent: AgentIdentity): Judgement {
   const violations: Violation[] = [];
   const warnings: string[] = [];
-  const limits = policy.limits;
+  const pressured = facts.underPressure === true && policy.underPressure !== undefined;
+  const limits = pressured && policy.underPressure ? tighter(policy.limits, policy.underPressure.limits) : policy.limits;
 
   for (const sa of change.podServiceAccounts) {
     if (!serviceAccountAllowed(sa, policy, agent)) {
@@ -117,6 +118,9 @@ export function judge(change: WorkloadChange, policy: Policy, facts: PolicyFacts
   if (facts.need.kind === 'unavailable') missing.push(facts.need.reason);
   const familyLimited = limits.perFamily !== undefined || limits.workloadsPerFamily !== undefined;
   if (familyLimited && facts.family === undefined) missing.push("the agent's family is unknown");
+  if (limits.rate !== undefined && facts.rateUsed === undefined) {
+    missing.push('the instances the family added recently are unknown');
+  }
 
   let needUsed: number | null = null;
   let fallback = false;
@@ -170,6 +174,14 @@ export function judge(change: WorkloadChange, policy: Policy, facts: PolicyFacts
       });
     }
   }
+  if (limits.rate !== undefined && facts.rateUsed !== undefined && after) {
+    const remaining = Math.max(0, limits.rate.instances - facts.rateUsed);
+    bounds.push({
+      limit: 'rate',
+      allows: highestSteadyWithin(potentialFrom + remaining, after.extra),
+      detail: `rate ${limits.rate.instances} instances per ${formatWindow(limits.rate.perMs)}, ${facts.rateUsed} used`,
+    });
+  }
   if (limits.workloadsPerFamily !== undefined && family && change.createsWorkload) {
     if (family.workloads + 1 > limits.workloadsPerFamily) {
       violations.push({
@@ -190,6 +202,36 @@ export function judge(change: WorkloadChange, policy: Policy, facts: PolicyFacts
   const clampTo = overAllowance && clampable ? allowance : null;
 
   return { ...base, growth, needUsed, fallback, bounds, allowance, overAllowance, clampTo, violations, warnings };
+}
+
+/**
+ * The limits under survival pressure: both sets apply, field by field the tighter one,
+ * so pressure can only restrict (a field the pressure set leaves out keeps its usual limit).
+ */
+export function tighter(base: Limits, pressure: Limits): Limits {
+  const pick = (a: number | undefined, b: number | undefined) =>
+    a === undefined ? b : b === undefined ? a : Math.min(a, b);
+  const rate =
+    base.rate && pressure.rate
+      ? base.rate.instances * pressure.rate.perMs <= pressure.rate.instances * base.rate.perMs
+        ? base.rate
+        : pressure.rate
+      : (base.rate ?? pressure.rate);
+  return {
+    headroom: pick(base.headroom, pressure.headroom),
+    perWorkload: pick(base.perWorkload, pressure.perWorkload),
+    perFamily: pick(base.perFamily, pressure.perFamily),
+    workloadsPerFamily: pick(base.workloadsPerFamily, pressure.workloadsPerFamily),
+    step: pick(base.step, pressure.step),
+    cronJobOverlap: base.cronJobOverlap ?? pressure.cronJobOverlap,
+    rate,
+  };
+}
+
+function formatWindow(ms: number): string {
+  if (ms % 3_600_000 === 0) return `${ms / 3_600_000}h`;
+  if (ms % 60_000 === 0) return `${ms / 60_000}m`;
+  return `${ms / 1000}s`;
 }
 
 /** The limit that set the allowance, if any. */

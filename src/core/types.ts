@@ -165,6 +165,13 @@ export interface PolicyFacts {
   readonly need: NeedFact;
   /** Undefined when the family is unknown. */
   readonly family: FamilyFact | undefined;
+  /**
+   * Potential instances the family added (reservations included) within the policy's
+   * rate window; undefined when the policy sets no rate or the ledger could not tell.
+   */
+  readonly rateUsed?: number | undefined;
+  /** True when the family lost instances within the policy's `underPressure.window`. */
+  readonly underPressure?: boolean | undefined;
 }
 
 /** A pod-template fingerprint, as kept for a workload (see core/fingerprint.ts). */
