@@ -1,5 +1,6 @@
 import { policyJsonSchema } from '../policy/policy-json-schema.ts';
 import { runCheck } from './check.ts';
+import { runPolicyTests } from './test-policies.ts';
 import type { CliIo } from './check.ts';
 
 /** What `serve` expects of src/main.ts, which owns the process (env, files, listening, signals). */
@@ -13,6 +14,9 @@ export const USAGE = `Usage: replica-guard <command> [args]
 Commands:
   check [paths...]   validate policy files and directories (default: policies/)
                      exit 0: no errors, 1: errors found, 2: no policy file found
+  test [paths...]    run policy cases: a review, the facts, the expected outcome
+                     (default: policies/cases/); exit 0: all pass, 1: a case
+                     failed, 2: a case file or its policies cannot be read
   schema             print the JSON Schema of a policy document
   serve [args...]    run the admission webhook
   help               show this text`;
@@ -45,6 +49,14 @@ export async function runCli(argv: readonly string[], io: CliIo = processIo): Pr
         return 2;
       }
       return runCheck(args, io);
+    }
+    case 'test': {
+      const option = args.find((a) => a.startsWith('-'));
+      if (option !== undefined) {
+        io.err(`replica-guard test: unknown option ${option}\n\n${USAGE}`);
+        return 2;
+      }
+      return runPolicyTests(args, io);
     }
     case 'schema':
       io.out(JSON.stringify(policyJsonSchema(), null, 2));

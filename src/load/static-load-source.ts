@@ -1,18 +1,10 @@
+import { staticNeed } from '../core/static-need.ts';
 import type { NeedFact } from '../core/types.ts';
 import type { LoadSource, NeedQuery } from './load-source.ts';
 
-/**
- * The need a policy states (`need.static`), bounded by `need.min` and `need.max`.
- * Without a static need the workload has no load signal: judged by caps alone, its
- * episodes unmeasured.
- */
+/** The need each policy states (`need.static` within `min` and `max`); see {@link staticNeed}. */
 export class StaticLoadSource implements LoadSource {
   async need(query: NeedQuery): Promise<NeedFact> {
-    const need = query.policy.need;
-    if (need.static === undefined) return { kind: 'unmeasured' };
-    let value = need.static;
-    if (need.min !== undefined) value = Math.max(value, need.min);
-    if (need.max !== undefined) value = Math.min(value, need.max);
-    return { kind: 'measured', value, source: 'static' };
+    return staticNeed(query.policy);
   }
 }
