@@ -127,6 +127,9 @@ describe('every growth channel is denied under enforce with a small cap', () => 
     expect(requested?.field).toBe(field);
     expect(answer.auditAnnotations).toMatchObject({ verdict: 'denied', policy: 'tight', limit: 'perWorkload' });
     expect(g.lastAudit()).toMatchObject({ verdict: 'denied', to: asked, allowance: 1, limit: 'perWorkload', episode: 'recorded' });
+    // What the agent may do instead, in the terms of what it wrote.
+    if (name === 'daemonset-create-agent') expect(message).toContain('Narrow its nodeSelector or node affinity to at most 1 nodes');
+    else if (field) expect(message).toMatch(new RegExp(`Ask for at most 1 \\(${field.replace(/\./g, '\\.')}: 1\\)|It may not grow now`));
   });
 
   it('counts a DaemonSet by the configured nodes: one node fits a cap of 1', async () => {
@@ -305,6 +308,9 @@ describe('clamp mode', () => {
       const answer = await g.review('validate', review(name));
       expectDenied(answer);
       expect(answer.status?.message).toMatch(/cannot be clamped/);
+      expect(answer.status?.message).toMatch(
+        /The policy allows no new instances of it now \(allowance 0\)/,
+      );
     }
   });
 });

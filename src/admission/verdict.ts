@@ -74,10 +74,14 @@ function adviceFor(change: WorkloadChange, j: Judgement, limit: string): string 
   if (limit === 'onUnavailable') return 'Retry later, or ask a platform engineer.';
   if (j.allowance === null) return '';
   if (j.allowance <= j.from) {
+    if (change.operation === 'CREATE') return `The policy allows no new instances of it now (allowance ${j.allowance}).`;
     return `It may not grow now (allowance ${j.allowance}); it may keep ${j.from} or scale down.`;
   }
-  const field = change.clamp ? pointerToField(change.clamp.path) : 'its count';
-  return `Ask for at most ${j.allowance} (${field}: ${j.allowance}).`;
+  if (change.ref.kind === 'DaemonSet') {
+    return `Narrow its nodeSelector or node affinity to at most ${j.allowance} nodes.`;
+  }
+  if (change.clamp === null) return `The family may add at most ${j.allowance} such instances now.`;
+  return `Ask for at most ${j.allowance} (${pointerToField(change.clamp.path)}: ${j.allowance}).`;
 }
 
 function fieldOf(change: WorkloadChange): string {
