@@ -82,6 +82,27 @@ export const configSchema = z.strictObject({
       maxEpisodes: z.number().int().min(1).default(100_000),
     })
     .prefault({}),
+  load: z
+    .strictObject({
+      /** A source's failures are logged once per interval per reason class; the counter has every one. */
+      failureLogInterval: durationMs.default(60_000),
+      /** Where `need.prometheus` queries go; without it such policies fall back to onUnavailable. */
+      prometheus: z
+        .strictObject({
+          /** Base URL of the Prometheus HTTP API; a path prefix is kept (`http://mon/prometheus`). */
+          url: z.url({ protocol: /^https?$/, error: 'load.prometheus.url must be an http or https URL' }),
+          /** Deadline of one query: well inside the webhook timeout minus deadline.margin. */
+          timeout: durationMs.default(2_000),
+          /** How long an answer is reused for the same query. */
+          cacheTtl: durationMs.default(5_000),
+          /** How long a failure is reused, so that a Prometheus that is down is not hammered. */
+          failureTtl: durationMs.default(1_000),
+          /** A file holding a bearer token sent with each query, read at start. */
+          bearerTokenFile: z.string().optional(),
+        })
+        .optional(),
+    })
+    .prefault({}),
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 

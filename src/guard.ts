@@ -1,3 +1,4 @@
+import { readFile } from 'node:fs/promises';
 import { resolve as resolvePath } from 'node:path';
 import type { Logger } from 'pino';
 import { collectDefaultMetrics, Registry } from 'prom-client';
@@ -9,7 +10,8 @@ import { InMemoryLedger } from './cluster/in-memory-ledger.ts';
 import { InMemoryClusterView } from './cluster/in-memory-view.ts';
 import { InMemoryProvenance } from './cluster/provenance.ts';
 import type { GuardConfig } from './config.ts';
-import { StaticLoadSource } from './load/static-load-source.ts';
+import { PolicyLoadSource } from './load/policy-load-source.ts';
+import { PrometheusLoadSource } from './load/prometheus-load-source.ts';
 import { compileAgentMatcher } from './policy/agent-matcher.ts';
 import { formatProblem } from './policy/policy-loader.ts';
 import { PolicyStore } from './policy/policy-store.ts';
@@ -82,12 +84,31 @@ export async function assembleGuard(config: GuardConfig, deps: { logger: Logger;
   });
   metrics.certificateExpiry.set(certs.notAfter.getTime() / 1000);
 
+  // Each policy's need comes from the source it names; one not configured here answers
+  // unavailable (its onUnavailable decides) rather than a silent static number.
+  const loadReporting = { clock, logger, errors: metrics.loadSourceErrors, logIntervalMs: config.load.failureLogInterval };
+  const promConfig = config.load.prometheus;
+  let prometheus: PrometheusLoadSource | undefined;
+  if (promConfig !== undefined) {
+    const token = promConfig.bearerTokenFile === undefined ? undefined : (await readFile(promConfig.bearerTokenFile, 'utf8')).trim();
+    prometheus = new PrometheusLoadSource({
+      url: promConfig.url,
+      timeoutMs: promConfig.timeout,
+      cacheTtlMs: promConfig.cacheTtl,
+      failureTtlMs: promConfig.failureTtl,
+      headers: token === undefined ? undefined : { authorization: `Bearer ${token}` },
+      ...loadReporting,
+    });
+    logger.info({ endpoint: prometheus.endpoint, timeoutMs: promConfig.timeout }, 'need.prometheus policies query this endpoint');
+  }
+  const loadSource = new PolicyLoadSource({ prometheus, ...loadReporting });
+
   const nodes = config.facts.nodes ?? placeholderNodes(config.facts.nodeCount);
   const handleReview = createReviewHandler({
     policies: () => active,
     view: new InMemoryClusterView(nodes),
     provenance: new InMemoryProvenance(),
-    loadSource: new StaticLoadSource(),
+    loadSource,
     ledger: new InMemoryLedger({ windowMs: config.ledger.window, maxEpisodes: config.ledger.maxEpisodes }),
     clock,
     logger,

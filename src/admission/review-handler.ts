@@ -6,7 +6,7 @@ import { type Episode, episodeKey } from '../core/episode.ts';
 import { type Judgement, judge } from '../core/judge.ts';
 import { type Resolution, resolve } from '../core/resolve.ts';
 import { clonesMember, familyOf } from '../core/family.ts';
-import type { AgentIdentity, NeedFact, Policy, WorkloadChange } from '../core/types.ts';
+import type { AgentIdentity, NeedFact, Policy, WorkloadChange, WorkloadRef } from '../core/types.ts';
 import type { Provenance } from '../cluster/provenance.ts';
 import { GuardError } from '../errors.ts';
 import type { LoadSource } from '../load/load-source.ts';
@@ -167,7 +167,11 @@ export function createReviewHandler(deps: ReviewHandlerDeps): ReviewHandler {
           : undefined;
     const judged: WorkloadChange = stale ? { ...change, unknownFacts: [...change.unknownFacts, stale] } : change;
     const provenance = [...deps.provenance.of(agent.username)];
-    const currentSteady = change.before?.steady ?? 0;
+    // An HPA's need is its target's: query the load of the workload it scales.
+    const target = change.scaleTarget;
+    const needRef: WorkloadRef = target ? { ...target, namespace: change.ref.namespace } : change.ref;
+    const targetNow = target ? deps.view.workload(target.group, target.kind, change.ref.namespace, target.name) : undefined;
+    const currentSteady = targetNow?.count.steady ?? change.before?.steady ?? 0;
     const judgements = await Promise.all(
       policies.map(async (policy) => {
         const ignore = policy.clones?.ignoreImages ?? [];
@@ -180,7 +184,7 @@ export function createReviewHandler(deps: ReviewHandlerDeps): ReviewHandler {
           clonesMember(change.pods.fingerprints, family, ignore);
         const need: NeedFact = clone
           ? { kind: 'measured', value: 0, source: 'clone' }
-          : await deps.loadSource.need({ ref: change.ref, currentSteady, policy }, signal);
+          : await deps.loadSource.need({ ref: needRef, currentSteady, policy, agent }, signal);
         return judge(judged, policy, { need, family: stale ? undefined : family }, agent);
       }),
     );

@@ -1,4 +1,4 @@
-import type { NeedFact, Policy, WorkloadRef } from '../core/types.ts';
+import type { AgentIdentity, NeedFact, Policy, WorkloadRef } from '../core/types.ts';
 
 /** What a load source is asked: the need of one workload under one policy. */
 export interface NeedQuery {
@@ -6,6 +6,8 @@ export interface NeedQuery {
   /** The steady count the workload has now (0 on CREATE). */
   readonly currentSteady: number;
   readonly policy: Policy;
+  /** The agent asking: a source may depend on what its family can write (an HPA it controls). */
+  readonly agent?: AgentIdentity | undefined;
 }
 
 /**

@@ -34,7 +34,7 @@ export function parseQuantity(text: string): number | undefined {
   const divisor = DIVISORS[suffix];
   const multiplier = MULTIPLIERS[suffix];
   if (suffix === '') value = number;
-  else if (suffix[0] === 'e' || suffix[0] === 'E') {
+  else if (suffix.length > 1 && (suffix[0] === 'e' || suffix[0] === 'E')) {
     const exponent = Number(suffix.slice(1));
     value = exponent < 0 ? number / 10 ** -exponent : number * 10 ** exponent;
   } else if (divisor !== undefined) value = number / divisor;

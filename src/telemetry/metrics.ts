@@ -26,6 +26,8 @@ export interface GuardMetrics {
   readonly policySetLoadedTime: Gauge;
   /** When the serving certificate expires, as a Unix timestamp. */
   readonly certificateExpiry: Gauge;
+  /** Load lookups that gave no load, by source and reason class. */
+  readonly loadSourceErrors: Counter<'source' | 'reason'>;
 }
 
 /** Creates the guard's metrics on the given registry (never prom-client's global one). */
@@ -82,6 +84,15 @@ export function createMetrics(registry: Registry): GuardMetrics {
     certificateExpiry: new Gauge({
       name: 'replica_guard_certificate_expiry_timestamp_seconds',
       help: 'When the serving certificate expires.',
+      registers,
+    }),
+    loadSourceErrors: new Counter({
+      name: 'replica_guard_load_source_errors_total',
+      help:
+        'Load lookups that gave no load, by source (prometheus, metrics-api, hpa) and reason (unreachable, timeout, http, query, ' +
+        'bad_response, no_series, not_configured, unknown_workload, no_target, untrusted, no_metrics, no_requests). ' +
+        "no_series is answered with need.min, the rest with the policy's onUnavailable. Counts lookups sent, not answers served from the cache.",
+      labelNames: ['source', 'reason'],
       registers,
     }),
   };
