@@ -20,6 +20,11 @@ export const ERROR_CODES = {
   RG_ERR_DEADLINE: 200,
   /** A fact the decision needs is unknown and the policy says to deny then. */
   RG_ERR_FACT_UNAVAILABLE: 200,
+  /**
+   * The shared ledger kept changing under every compare-and-swap retry (other replicas
+   * writing for the same agent): the growth could not be recorded, so it is denied.
+   */
+  RG_ERR_LEDGER_CONFLICT: 200,
   /** An unexpected failure while deciding; the webhook's failurePolicy decides. */
   RG_ERR_INTERNAL: 500,
 } as const;

@@ -8,7 +8,6 @@ import { buildApp, type GuardApp, type Readiness } from './app.ts';
 import type { Clock } from './clock.ts';
 import { InMemoryLedger } from './cluster/in-memory-ledger.ts';
 import { InMemoryClusterView } from './cluster/in-memory-view.ts';
-import { InMemoryProvenance } from './cluster/provenance.ts';
 import type { GuardConfig } from './config.ts';
 import { PolicyLoadSource } from './load/policy-load-source.ts';
 import { PrometheusLoadSource } from './load/prometheus-load-source.ts';
@@ -107,7 +106,6 @@ export async function assembleGuard(config: GuardConfig, deps: { logger: Logger;
   const handleReview = createReviewHandler({
     policies: () => active,
     view: new InMemoryClusterView(nodes),
-    provenance: new InMemoryProvenance(),
     loadSource,
     ledger: new InMemoryLedger({ windowMs: config.ledger.window, maxEpisodes: config.ledger.maxEpisodes }),
     clock,

@@ -57,7 +57,7 @@ export function evaluateCase(review: unknown, webhook: Webhook, policies: readon
       {
         need: clone ? { kind: 'measured', value: 0, source: 'clone' } : needOf(facts, policy),
         family: facts.family ?? { workloads: 0, potential: 0 },
-        rateUsed: facts.rateUsed ?? 0,
+        rateUsed: () => facts.rateUsed ?? 0,
         underPressure: (facts.losses ?? 0) > 0,
       },
       match.agent,

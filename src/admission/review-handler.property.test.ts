@@ -6,7 +6,6 @@ import { describe, expect, it } from 'vitest';
 import { systemClock } from '../clock.ts';
 import { InMemoryLedger } from '../cluster/in-memory-ledger.ts';
 import { InMemoryClusterView } from '../cluster/in-memory-view.ts';
-import { InMemoryProvenance } from '../cluster/provenance.ts';
 import type { Policy } from '../core/types.ts';
 import { StaticLoadSource } from '../load/static-load-source.ts';
 import { compileAgentMatcher } from '../policy/agent-matcher.ts';
@@ -185,7 +184,6 @@ function handlerFor(mode: Policy['mode'], cap: number): ReviewHandler {
   return createReviewHandler({
     policies: () => active,
     view: new InMemoryClusterView(NODES),
-    provenance: new InMemoryProvenance(),
     loadSource: new StaticLoadSource(),
     ledger: new InMemoryLedger({ windowMs: 3_600_000, maxEpisodes: 1000 }),
     clock: systemClock,

@@ -1,13 +1,25 @@
 import type { Logger } from 'pino';
 import type { Clock } from '../clock.ts';
 import type { ClusterView, ObservingClusterView, WorkloadSnapshot } from '../cluster/cluster-view.ts';
-import type { Ledger } from '../cluster/ledger.ts';
-import { type Episode, episodeKey } from '../core/episode.ts';
+import type { Ledger, LedgerStep } from '../cluster/ledger.ts';
+import { type Episode, episodeKey, workloadKeyOf } from '../core/episode.ts';
+import { countUnderPolicy, potentialOf } from '../core/instances.ts';
+import {
+  addProvenance,
+  confirmReservation,
+  expire,
+  holdRequested,
+  lossesWithin,
+  rateUsed,
+  recordEpisodeKey,
+  requestedFor,
+  reserve,
+  reservedInstances,
+} from '../core/ledger-state.ts';
 import { type Judgement, judge } from '../core/judge.ts';
 import { type Resolution, resolve } from '../core/resolve.ts';
 import { clonesMember, familyOf } from '../core/family.ts';
 import type { AgentIdentity, NeedFact, Policy, WorkloadChange, WorkloadRef } from '../core/types.ts';
-import type { Provenance } from '../cluster/provenance.ts';
 import { GuardError } from '../errors.ts';
 import type { LoadSource } from '../load/load-source.ts';
 import type { AgentMatcher } from '../policy/agent-matcher.ts';
@@ -30,7 +42,6 @@ export interface ReviewHandlerDeps {
   /** The current policy set; undefined until a valid one is loaded. */
   readonly policies: () => ActivePolicies | undefined;
   readonly view: ClusterView | ObservingClusterView;
-  readonly provenance: Provenance;
   readonly loadSource: LoadSource;
   readonly ledger: Ledger;
   readonly clock: Clock;
@@ -141,23 +152,42 @@ export function createReviewHandler(deps: ReviewHandlerDeps): ReviewHandler {
       }, budgetMs);
     });
     try {
-      const outcome = await Promise.race([
-        judgeAll(change, agent, policies, controller.signal),
-        deadline,
-      ]);
+      const outcome = await Promise.race([settle(webhook, req, agent, policies, interpretation, controller.signal), deadline]);
       if (outcome === 'deadline') return await onDeadline(webhook, req, agent, policies, interpretation, budgetMs);
-      return await conclude(webhook, req, agent, interpretation, outcome.judgements, outcome.resolution);
+      return outcome;
+    } catch (err) {
+      if (err instanceof GuardError && err.code === 'RG_ERR_LEDGER_CONFLICT') return ledgerConflict(webhook, req, agent, err);
+      throw err;
     } finally {
       clearTimeout(timer);
     }
   }
 
-  async function judgeAll(
-    change: WorkloadChange,
+  /** The need of every policy: the one asynchronous fact, looked up before the ledger step. */
+  async function needs(change: WorkloadChange, agent: AgentIdentity, policies: readonly Policy[], signal: AbortSignal) {
+    // An HPA's need is its target's: query the load of the workload it scales.
+    const target = change.scaleTarget;
+    const needRef: WorkloadRef = target ? { ...target, namespace: change.ref.namespace } : change.ref;
+    const targetNow = target ? deps.view.workload(target.group, target.kind, change.ref.namespace, target.name) : undefined;
+    const currentSteady = targetNow?.count.steady ?? change.before?.steady ?? 0;
+    return Promise.all(policies.map((policy) => deps.loadSource.need({ ref: needRef, currentSteady, policy, agent }, signal)));
+  }
+
+  /**
+   * Decides and records in one ledger transaction: the judgement reads the rate used, the
+   * losses and the provenance from the same state the reservation is written to, so two
+   * replicas deciding for the same agent never both spend the same allowance (on a
+   * conflict the step runs again on the fresher state). Dry-run requests only read.
+   */
+  async function settle(
+    webhook: Webhook,
+    req: AdmissionRequest,
     agent: AgentIdentity,
     policies: readonly Policy[],
+    interpretation: Extract<Interpretation, { type: 'change' }>,
     signal: AbortSignal,
-  ): Promise<{ judgements: Judgement[]; resolution: Resolution }> {
+  ): Promise<Decision> {
+    const change = interpretation.change;
     const staleness = deps.view.staleness(clock.monotonicMs());
     const stale =
       staleness === undefined
@@ -166,65 +196,82 @@ export function createReviewHandler(deps: ReviewHandlerDeps): ReviewHandler {
           ? `the cluster view is ${Math.round(staleness / 1000)} s old`
           : undefined;
     const judged: WorkloadChange = stale ? { ...change, unknownFacts: [...change.unknownFacts, stale] } : change;
-    const provenance = [...deps.provenance.of(agent.username)];
-    // An HPA's need is its target's: query the load of the workload it scales.
-    const target = change.scaleTarget;
-    const needRef: WorkloadRef = target ? { ...target, namespace: change.ref.namespace } : change.ref;
-    const targetNow = target ? deps.view.workload(target.group, target.kind, change.ref.namespace, target.name) : undefined;
-    const currentSteady = targetNow?.count.steady ?? change.before?.steady ?? 0;
-    const judgements = await Promise.all(
-      policies.map(async (policy) => {
+    const needFacts = await needs(change, agent, policies, signal);
+    const now = clock.now();
+    const limits = deps.ledger.limits;
+    const writes = !req.dryRun;
+    const confirmAtOnce = 'observe' in deps.view;
+
+    const step: LedgerStep<Settled> = (before) => {
+      // Past the deadline the fallback has answered: this step must not spend anything.
+      const spend = writes && !signal.aborted;
+      let state = expire(before, now, limits);
+      const provenance = state.provenance.map((p) => p.uid);
+      // Growth admitted (by any replica) that the view does not show yet still counts.
+      const pending = reservedInstances(state, now) - reservedInstances(state, now, [workloadKeyOf(change)]);
+      const judgements = policies.map((policy, i) => {
         const ignore = policy.clones?.ignoreImages ?? [];
-        const family = familyOf(agent, deps.view, provenance, ignore, change.ref);
+        const seen = familyOf(agent, deps.view, provenance, ignore, change.ref);
+        const family = { ...seen, potential: seen.potential + pending };
         // A clone's need is 0: the whole clone is surplus unless the policy allows clones.
         const clone =
           change.createsWorkload &&
           change.pods !== undefined &&
           policy.clones?.allowed !== true &&
           clonesMember(change.pods.fingerprints, family, ignore);
-        const need: NeedFact = clone
-          ? { kind: 'measured', value: 0, source: 'clone' }
-          : await deps.loadSource.need({ ref: needRef, currentSteady, policy, agent }, signal);
-        return judge(judged, policy, { need, family: stale ? undefined : family }, agent);
-      }),
-    );
-    return { judgements, resolution: resolve(change, judgements) };
-  }
-
-  async function conclude(
-    webhook: Webhook,
-    req: AdmissionRequest,
-    agent: AgentIdentity,
-    interpretation: Extract<Interpretation, { type: 'change' }>,
-    judgements: readonly Judgement[],
-    resolution: Resolution,
-  ): Promise<Decision> {
-    const change = interpretation.change;
-    const decision = decisionFor(webhook, change, resolution);
-    const lead = leadJudgement(judgements, resolution);
-    const now = clock.now();
-    let episode: 'recorded' | 'duplicate' | undefined;
-    let requested = lead?.to ?? change.after?.steady ?? 0;
-
-    if (!req.dryRun && lead?.growth) {
-      if (webhook === 'mutate' && resolution.type === 'clamp') {
-        await deps.ledger.holdRequested(episodeKey(agent.username, change, lead.from, resolution.to), lead.to, now);
+        const need: NeedFact = clone ? { kind: 'measured', value: 0, source: 'clone' } : (needFacts[i] ?? { kind: 'unmeasured' });
+        const pressured = policy.underPressure !== undefined && lossesWithin(state, policy.underPressure.windowMs, now) > 0;
+        return judge(
+          judged,
+          policy,
+          { need, family: stale ? undefined : family, rateUsed: (windowMs) => rateUsed(state, windowMs, now), underPressure: pressured },
+          agent,
+        );
+      });
+      const resolution = resolve(change, judgements);
+      const decision = decisionFor(webhook, change, resolution);
+      const lead = leadJudgement(judgements, resolution);
+      let held: number | undefined;
+      let isNew: boolean | undefined;
+      if (spend && lead?.growth) {
+        if (webhook === 'mutate' && resolution.type === 'clamp') {
+          state = holdRequested(state, episodeKey(agent.username, change, lead.from, resolution.to), lead.to, now, limits);
+        }
+        if (webhook === 'validate') {
+          const key = episodeKey(agent.username, change, lead.from, lead.to);
+          held = requestedFor(state, key, now, limits);
+          const recorded = recordEpisodeKey(state, key, now, limits);
+          state = recorded.state;
+          isNew = recorded.isNew;
+          if (decision.kind !== 'denied') {
+            const added = addedPotential(change, lead.policy);
+            state = reserve(state, { key, workload: workloadKeyOf(change), steady: lead.to, addedInstances: added }, now, limits);
+            // A view built from the requests themselves shows the growth at once.
+            if (confirmAtOnce) state = confirmReservation(state, key, now, limits).state;
+            if (change.ref.uid) state = addProvenance(state, change.ref.uid, now, limits);
+          }
+        }
       }
-      if (webhook === 'validate') {
+      return { result: { judgements, resolution, decision, lead, held, isNew }, next: spend && state !== before ? state : undefined };
+    };
+    const settled = await deps.ledger.transact(agent.username, step);
+    const { decision, lead } = settled;
+
+    let requested = lead?.to ?? change.after?.steady ?? 0;
+    let episode: 'recorded' | 'duplicate' | undefined;
+    if (webhook === 'validate' && writes && lead?.growth && settled.isNew !== undefined) {
+      if (settled.held !== undefined) requested = settled.held;
+      const verdict =
+        decision.kind === 'denied' ? 'denied' : settled.held !== undefined && settled.held > lead.to ? 'clamped' : 'allowed';
+      if (settled.isNew) {
         const key = episodeKey(agent.username, change, lead.from, lead.to);
-        const held = await deps.ledger.requested(key, now);
-        if (held !== undefined) requested = held;
-        const verdict = decision.kind === 'denied' ? 'denied' : held !== undefined && held > lead.to ? 'clamped' : 'allowed';
-        const recorded = await deps.ledger.recordEpisode(
+        deps.ledger.keepRecord(
           episodeOf(key, agent, interpretation, lead, requested, verdict === 'denied' ? lead.from : lead.to, verdict, now),
         );
-        episode = recorded ? 'recorded' : 'duplicate';
       }
+      episode = settled.isNew ? 'recorded' : 'duplicate';
     }
-    if (webhook === 'validate' && !req.dryRun && decision.kind !== 'denied') {
-      observe(change);
-      if (lead?.growth && change.ref.uid) deps.provenance.add(agent.username, change.ref.uid);
-    }
+    if (webhook === 'validate' && writes && decision.kind !== 'denied') observe(change);
 
     audit(webhook, req, agent, interpretation, decision, {
       from: lead?.from ?? change.before?.steady ?? 0,
@@ -233,6 +280,18 @@ export function createReviewHandler(deps: ReviewHandlerDeps): ReviewHandler {
       episode,
     });
     return decision;
+  }
+
+  function ledgerConflict(webhook: Webhook, req: AdmissionRequest, agent: AgentIdentity, err: GuardError): Decision {
+    metrics.errors.inc({ code: err.code });
+    logger.warn({ err, uid: req.uid, agent: agent.username }, 'ledger compare-and-swap retries ran out');
+    if (webhook === 'mutate') return withWarnings(allowed(), [`${err.code}: ${err.message}`]);
+    return withAuditAnnotations(
+      denied(`${err.code}: replica-guard could not record this growth (${err.message}); it is denied. Retry shortly.`, [
+        { reason: err.code, message: err.message },
+      ]),
+      { verdict: 'denied', limit: 'ledger', code: err.code },
+    );
   }
 
   async function onDeadline(
@@ -261,22 +320,29 @@ export function createReviewHandler(deps: ReviewHandlerDeps): ReviewHandler {
     const from = change.before?.steady ?? 0;
     const to = change.after?.steady ?? 0;
     const grows = change.after !== null && (change.createsWorkload || to > from);
-    let episode: 'recorded' | 'duplicate' | undefined;
     const policy = enforcing[0] ?? policies[0];
     if (webhook === 'validate' && !req.dryRun && grows && policy) {
+      // Recorded after the answer: the ledger may be what is slow, and the answer is due now.
       const key = episodeKey(agent.username, change, from, to);
-      const recorded = await deps.ledger.recordEpisode({
-        ...baseEpisode(key, agent, interpretation, policy.name, from, to),
-        admitted: decision.kind === 'denied' ? from : to,
-        need: null,
-        measured: true,
-        fallback: true,
-        verdict: decision.kind === 'denied' ? 'denied' : 'allowed',
-        at: clock.now(),
-      });
-      episode = recorded ? 'recorded' : 'duplicate';
+      deps.ledger
+        .recordEpisode({
+          ...baseEpisode(key, agent, interpretation, policy.name, from, to),
+          admitted: decision.kind === 'denied' ? from : to,
+          need: null,
+          measured: true,
+          fallback: true,
+          verdict: decision.kind === 'denied' ? 'denied' : 'allowed',
+          at: clock.now(),
+        })
+        .catch((err: unknown) => logger.error({ err, uid: req.uid }, 'could not record the episode of a deadline fallback'));
     }
-    audit(webhook, req, agent, interpretation, decision, { from, requested: to, lead: undefined, episode, code: 'RG_ERR_DEADLINE' });
+    audit(webhook, req, agent, interpretation, decision, {
+      from,
+      requested: to,
+      lead: undefined,
+      episode: undefined,
+      code: 'RG_ERR_DEADLINE',
+    });
     return decision;
   }
 
@@ -365,6 +431,25 @@ export function createReviewHandler(deps: ReviewHandlerDeps): ReviewHandler {
       'decision',
     );
   }
+}
+
+/** What one ledger step decided and found. */
+interface Settled {
+  readonly judgements: readonly Judgement[];
+  readonly resolution: Resolution;
+  readonly decision: Decision;
+  readonly lead: Judgement | undefined;
+  /** The agent's requested count the mutating call held under this key, if any. */
+  readonly held: number | undefined;
+  /** Whether the validating call recorded the episode key for the first time. */
+  readonly isNew: boolean | undefined;
+}
+
+/** Potential instances the change adds, as the deciding policy counts them (CronJob overlap). */
+function addedPotential(change: WorkloadChange, policy: Policy): number {
+  const before = change.before ? potentialOf(countUnderPolicy(change.before, policy.limits)) : 0;
+  const after = change.after ? potentialOf(countUnderPolicy(change.after, policy.limits)) : 0;
+  return Math.max(0, after - before);
 }
 
 /** The judgement whose numbers describe the request: the one that decided, else the tightest. */

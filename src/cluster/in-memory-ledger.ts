@@ -1,72 +1,69 @@
-import type { Episode } from '../core/episode.ts';
-import type { Ledger } from './ledger.ts';
+import { type AgentLedgerState, DEFAULT_LEDGER_LIMITS, emptyState, isEmptyState, type LedgerLimits } from '../core/ledger-state.ts';
+import { countEvictions, type LedgerMetrics, type LedgerStep, TransactionalLedger } from './ledger.ts';
 
 /** Options of the in-memory ledger. */
 export interface InMemoryLedgerOptions {
   /** How long an episode key and a held request are remembered (the metrics window). */
   readonly windowMs: number;
-  /** At most this many episodes are kept; the oldest are evicted first. */
+  /** At most this many full episode records are kept in memory; the oldest are evicted first. */
   readonly maxEpisodes: number;
+  /** The longest rate or pressure window in use (default: the 24 h maximum). */
+  readonly maxWindowMs?: number | undefined;
+  /** How long admitted growth waits for the view to confirm it (default 2 min). */
+  readonly reservationTtlMs?: number | undefined;
+  /** Lower collection caps, for tests. */
+  readonly bounds?: LedgerLimits['bounds'];
+  readonly metrics?: LedgerMetrics | undefined;
 }
 
 /**
- * The ledger of a single process (the embedded default). Bounded: entries older than
- * the window are dropped, and past `maxEpisodes` the oldest go first (counted in
- * `evictions`). Insertion order of a Map is the recording order, which keeps that cheap.
+ * The ledger of a single process (the embedded default): the same pure state as the
+ * shared ledger, in a Map by agent. A step is synchronous, so reading and writing one
+ * agent's state cannot interleave with another step; transactions of one agent still run
+ * one after another through a promise chain, in arrival order, so that the contract (and
+ * the ordering callers observe) is the same as the shared ledger's.
  */
-export class InMemoryLedger implements Ledger {
-  readonly #options: InMemoryLedgerOptions;
-  readonly #held = new Map<string, { requested: number; at: number }>();
-  readonly #episodes = new Map<string, Episode>();
-  #evictions = 0;
+export class InMemoryLedger extends TransactionalLedger {
+  readonly #states = new Map<string, AgentLedgerState>();
+  readonly #chains = new Map<string, Promise<void>>();
+  readonly #metrics: LedgerMetrics | undefined;
 
   constructor(options: InMemoryLedgerOptions) {
-    this.#options = options;
+    super(
+      {
+        windowMs: options.windowMs,
+        maxWindowMs: options.maxWindowMs ?? DEFAULT_LEDGER_LIMITS.maxWindowMs,
+        reservationTtlMs: options.reservationTtlMs ?? DEFAULT_LEDGER_LIMITS.reservationTtlMs,
+        bounds: options.bounds,
+      },
+      { maxEpisodes: options.maxEpisodes, metrics: options.metrics },
+    );
+    this.#metrics = options.metrics;
   }
 
-  /** Episodes dropped to stay within `maxEpisodes` before the window ended. */
-  get evictions(): number {
-    return this.#evictions;
+  transact<T>(agent: string, step: LedgerStep<T>): Promise<T> {
+    const previous = this.#chains.get(agent) ?? Promise.resolve();
+    const run = previous.then(() => this.#apply(agent, step));
+    const tail = run.then(
+      () => undefined,
+      () => undefined,
+    );
+    this.#chains.set(agent, tail);
+    // Forget the chain once it is idle, so that agents seen once do not pin memory.
+    void tail.then(() => {
+      if (this.#chains.get(agent) === tail) this.#chains.delete(agent);
+    });
+    return run;
   }
 
-  async holdRequested(key: string, requested: number, now: Date): Promise<void> {
-    this.#expire(now.getTime());
-    if (!this.#held.has(key)) this.#held.set(key, { requested, at: now.getTime() });
-  }
-
-  async requested(key: string, now: Date): Promise<number | undefined> {
-    this.#expire(now.getTime());
-    return this.#held.get(key)?.requested;
-  }
-
-  async recordEpisode(episode: Episode): Promise<boolean> {
-    this.#expire(episode.at.getTime());
-    if (this.#episodes.has(episode.key)) return false;
-    this.#episodes.set(episode.key, episode);
-    while (this.#episodes.size > this.#options.maxEpisodes) {
-      const oldest = this.#episodes.keys().next();
-      if (oldest.done) break;
-      this.#episodes.delete(oldest.value);
-      this.#evictions++;
+  #apply<T>(agent: string, step: LedgerStep<T>): T {
+    const state = this.#states.get(agent) ?? emptyState();
+    const { result, next } = step(state);
+    if (next !== undefined && next !== state) {
+      if (isEmptyState(next)) this.#states.delete(agent);
+      else this.#states.set(agent, next);
+      countEvictions(this.#metrics, state, next);
     }
-    return true;
-  }
-
-  async episodes(agent: string, since: Date): Promise<readonly Episode[]> {
-    const out: Episode[] = [];
-    for (const e of this.#episodes.values()) if (e.agent === agent && e.at >= since) out.push(e);
-    return out;
-  }
-
-  #expire(now: number): void {
-    const cutoff = now - this.#options.windowMs;
-    for (const [key, e] of this.#episodes) {
-      if (e.at.getTime() >= cutoff) break;
-      this.#episodes.delete(key);
-    }
-    for (const [key, h] of this.#held) {
-      if (h.at >= cutoff) break;
-      this.#held.delete(key);
-    }
+    return result;
   }
 }

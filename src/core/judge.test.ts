@@ -259,11 +259,11 @@ describe('resolve: modes', () => {
 describe('judge: rate and survival pressure', () => {
   it('bounds growth by what the rate window has left, in potential instances', () => {
     const p = policy('enforce', { rate: { instances: 4, perMs: 300_000 } });
-    const j = judge(scale(2, 10), p, { ...facts(measured(50)), rateUsed: 1 }, agent);
+    const j = judge(scale(2, 10), p, { ...facts(measured(50)), rateUsed: () => 1 }, agent);
     expect(j.allowance).toBe(5);
     expect(j.bounds[0]?.limit).toBe('rate');
     expect(j.bounds[0]?.detail).toBe('rate 4 instances per 5m, 1 used');
-    const spent = judge(scale(2, 3), p, { ...facts(measured(50)), rateUsed: 4 }, agent);
+    const spent = judge(scale(2, 3), p, { ...facts(measured(50)), rateUsed: () => 4 }, agent);
     expect(spent.allowance).toBe(2);
     expect(spent.overAllowance).toBe(true);
   });
@@ -275,7 +275,7 @@ describe('judge: rate and survival pressure', () => {
     });
     const p = policy('enforce', { rate: { instances: 4, perMs: 300_000 } });
     // 3 of 4 used: potential may go from 5 to 6, so steady 5.
-    expect(judge(change, p, { ...facts(measured(50)), rateUsed: 3 }, agent).allowance).toBe(5);
+    expect(judge(change, p, { ...facts(measured(50)), rateUsed: () => 3 }, agent).allowance).toBe(5);
   });
 
   it('follows onUnavailable when the rate used is unknown', () => {

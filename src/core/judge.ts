@@ -175,11 +175,12 @@ export function judge(change: WorkloadChange, policy: Policy, facts: PolicyFacts
     }
   }
   if (limits.rate !== undefined && facts.rateUsed !== undefined && after) {
-    const remaining = Math.max(0, limits.rate.instances - facts.rateUsed);
+    const used = facts.rateUsed(limits.rate.perMs);
+    const remaining = Math.max(0, limits.rate.instances - used);
     bounds.push({
       limit: 'rate',
       allows: highestSteadyWithin(potentialFrom + remaining, after.extra),
-      detail: `rate ${limits.rate.instances} instances per ${formatWindow(limits.rate.perMs)}, ${facts.rateUsed} used`,
+      detail: `rate ${limits.rate.instances} instances per ${formatWindow(limits.rate.perMs)}, ${used} used`,
     });
   }
   if (limits.workloadsPerFamily !== undefined && family && change.createsWorkload) {

@@ -166,10 +166,10 @@ export interface PolicyFacts {
   /** Undefined when the family is unknown. */
   readonly family: FamilyFact | undefined;
   /**
-   * Potential instances the family added (reservations included) within the policy's
-   * rate window; undefined when the policy sets no rate or the ledger could not tell.
+   * Potential instances the family added (reservations included) within a window, for
+   * the rate limit in force; undefined when the ledger could not tell.
    */
-  readonly rateUsed?: number | undefined;
+  readonly rateUsed?: ((windowMs: number) => number) | undefined;
   /** True when the family lost instances within the policy's `underPressure.window`. */
   readonly underPressure?: boolean | undefined;
 }

@@ -96,6 +96,30 @@ describe('fake API server', () => {
     expect((await json('/api/v1/namespaces/rg/configmaps/nope')).status).toBe(404);
   });
 
+  it('refuses a ConfigMap whose data exceeds 1 MiB with 422 Invalid, on create and on update', async () => {
+    const path = '/api/v1/namespaces/rg/configmaps';
+    const send = (method: string, url: string, bytes: number, resourceVersion?: string) =>
+      json(url, {
+        method,
+        body: JSON.stringify({ metadata: { name: 'big', ...(resourceVersion ? { resourceVersion } : {}) }, data: { a: 'x'.repeat(bytes - 1), b: 'y' } }),
+      });
+    expect((await send('POST', path, 1024 * 1024 + 1)).body).toMatchObject({ code: 422, reason: 'Invalid' });
+    const created = await send('POST', path, 1024 * 1024);
+    expect(created.status).toBe(201);
+    const rv = (created.body.metadata as { resourceVersion: string }).resourceVersion;
+    expect((await send('PUT', `${path}/big`, 1024 * 1024 + 1, rv)).status).toBe(422);
+    expect((await send('PUT', `${path}/big`, 10, rv)).status).toBe(200);
+  });
+
+  it('can take its time over every request, as a real apiserver and etcd do', async () => {
+    fake.setLatency(60);
+    const started = performance.now();
+    const [a, b] = await Promise.all([json('/api/v1/namespaces/rg/configmaps/x'), json('/api/v1/namespaces/rg/configmaps/y')]);
+    expect([a.status, b.status]).toEqual([404, 404]);
+    expect(performance.now() - started).toBeGreaterThanOrEqual(50);
+    fake.setLatency(0);
+  });
+
   it('streams the changes after a resourceVersion, with bookmarks when asked', async () => {
     fake.put('deployments', deployment('a'));
     const from = fake.revision;
@@ -129,5 +153,58 @@ describe('fake API server', () => {
   it('ends watches at timeoutSeconds', async () => {
     const events = await readEvents(`/apis/apps/v1/deployments?watch=true&resourceVersion=${fake.revision}&timeoutSeconds=1`, 100);
     expect(events).toEqual([]);
+  });
+});
+
+describe('fake API server: controls the cluster view relies on', () => {
+  it('answers an intercepted request with the injected status and Retry-After', async () => {
+    let seen = 0;
+    fake.intercept((req) => {
+      seen++;
+      return req.path.endsWith('/deployments') ? { status: 429, reason: 'TooManyRequests', retryAfterSeconds: 2 } : undefined;
+    });
+    const res = await fetch(`${fake.url}/apis/apps/v1/deployments?limit=1`);
+    expect(res.status).toBe(429);
+    expect(res.headers.get('retry-after')).toBe('2');
+    expect(await res.json()).toMatchObject({ kind: 'Status', code: 429, reason: 'TooManyRequests' });
+    expect((await json('/api/v1/pods')).status).toBe(200);
+    fake.intercept(undefined);
+    expect((await json('/apis/apps/v1/deployments')).status).toBe(200);
+    expect(seen).toBe(2);
+  });
+
+  it('lets a test act between two pages of a list', async () => {
+    for (const n of ['a', 'b', 'c']) fake.put('deployments', deployment(n));
+    fake.intercept((req) => {
+      if (req.query.get('continue')) {
+        fake.put('deployments', deployment('zz'));
+        fake.compact();
+      }
+      return undefined;
+    });
+    const first = await json('/apis/apps/v1/deployments?limit=1');
+    const token = (first.body.metadata as { continue: string }).continue;
+    expect((await json(`/apis/apps/v1/deployments?limit=1&continue=${token}`)).status).toBe(410);
+  });
+
+  it('orders list items by namespace/name bytes, as etcd orders keys', async () => {
+    for (const n of ['b', 'B', 'a-1', 'a']) fake.put('deployments', deployment(n));
+    const list = await json('/apis/apps/v1/deployments');
+    expect((list.body.items as KubeObject[]).map((i) => i.metadata.name)).toEqual(['B', 'a', 'a-1', 'b']);
+  });
+
+  it('serves custom resources declared in its options', async () => {
+    const custom = await FakeApiServer.start({
+      extraResources: [{ group: 'ray.io', version: 'v1', resource: 'rayclusters', kind: 'RayCluster', namespaced: true }],
+    });
+    try {
+      custom.put('rayclusters', { metadata: { name: 'r', namespace: 'agents' }, spec: {} });
+      const res = await fetch(`${custom.url}/apis/ray.io/v1/rayclusters`);
+      const body = (await res.json()) as { kind: string; items: KubeObject[] };
+      expect(body.kind).toBe('RayClusterList');
+      expect(body.items.map((i) => i.apiVersion)).toEqual(['ray.io/v1']);
+    } finally {
+      await custom.close();
+    }
   });
 });

@@ -18,11 +18,21 @@ import type { AddressInfo } from 'node:net';
  * - CREATE (201, or 409 `AlreadyExists`), GET (404 `NotFound`), UPDATE with
  *   compare-and-swap on `metadata.resourceVersion` (409 `Conflict` when stale; an update
  *   without a resourceVersion is unconditional, as in the real API), DELETE;
- * - errors as `kind: Status` objects with `code`, `reason` and `message`.
+ * - a ConfigMap whose data (values of `data` plus decoded `binaryData`) exceeds 1 MiB is
+ *   refused on CREATE and UPDATE with 422 `Invalid`, as the real validation does;
+ * - errors as `kind: Status` objects with `code`, `reason` and `message`;
+ * - pages are cut from objects ordered by namespace/name in code-unit order, as etcd orders
+ *   keys by bytes; a snapshot is computed once and reused by the pages that continue it;
+ * - custom resources declared in the options are served like the built-in ones.
  *
  * Test controls (not part of the API): seed and change objects directly, compact the
- * history, make watches hang without closing (a stalled connection), count requests.
- * Not modelled: label and field selectors, server-side apply, admission, RBAC.
+ * history, make watches hang without closing (a stalled connection), count requests,
+ * delay every request (a real apiserver and etcd take milliseconds per write, which is
+ * what makes concurrent writers overlap and conflict), intercept requests (to answer an
+ * error such as a 500 or a 429 with Retry-After, or to act between two pages of a list).
+ * Not modelled: label and field selectors, server-side apply, admission, RBAC, and
+ * `metadata.managedFields`, which the real server maintains: tests that need them write
+ * them into the objects they put.
  */
 
 /** A Kubernetes object as stored: only metadata is interpreted. */
@@ -39,7 +49,8 @@ export interface KubeObject {
   [key: string]: unknown;
 }
 
-interface ResourceType {
+/** A resource the fake serves. */
+export interface ResourceType {
   readonly group: string;
   readonly version: string;
   readonly resource: string;
@@ -85,7 +96,27 @@ export interface FakeApiServerOptions {
   readonly historyLimit?: number;
   /** Interval of BOOKMARK events on watches that ask for them. */
   readonly bookmarkIntervalMs?: number;
+  /** Custom resources to serve besides {@link FAKE_RESOURCES}. */
+  readonly extraResources?: readonly ResourceType[];
 }
+
+/** A request as an interceptor sees it. */
+export interface InterceptedRequest {
+  readonly method: string;
+  readonly path: string;
+  readonly query: URLSearchParams;
+  readonly watch: boolean;
+}
+
+/** What an interceptor answers instead of the API: an error status, with an optional Retry-After. */
+export interface InterceptAnswer {
+  readonly status: number;
+  readonly reason?: string;
+  readonly retryAfterSeconds?: number;
+}
+
+/** Sees every request first; returning an answer replaces the API's. */
+export type Interceptor = (req: InterceptedRequest) => InterceptAnswer | undefined;
 
 /** A running fake API server. */
 export class FakeApiServer {
@@ -98,15 +129,21 @@ export class FakeApiServer {
   #uidCounter = 0;
   readonly #watchers = new Set<Watcher>();
   #stalled = false;
+  #latencyMs = 0;
   readonly #historyLimit: number;
   readonly #bookmarkTimer: NodeJS.Timeout;
+  readonly #resources: readonly ResourceType[];
+  #interceptor: Interceptor | undefined;
+  /** The last snapshot listed per resource and namespace: the pages that continue it reuse it. */
+  readonly #snapshots = new Map<string, { readonly rv: number; readonly items: KubeObject[] }>();
   /** Requests by `METHOD path-without-query`, for assertions on what the client did. */
   readonly requests: string[] = [];
 
   private constructor(server: Server, options: FakeApiServerOptions) {
     this.#server = server;
     this.#historyLimit = options.historyLimit ?? 10_000;
-    for (const r of FAKE_RESOURCES) this.#objects.set(r.resource, new Map());
+    this.#resources = [...FAKE_RESOURCES, ...(options.extraResources ?? [])];
+    for (const r of this.#resources) this.#objects.set(r.resource, new Map());
     this.#bookmarkTimer = setInterval(() => this.#sendBookmarks(), options.bookmarkIntervalMs ?? 1000);
     this.#bookmarkTimer.unref();
   }
@@ -115,7 +152,11 @@ export class FakeApiServer {
   static async start(options: FakeApiServerOptions = {}): Promise<FakeApiServer> {
     let fake: FakeApiServer | undefined;
     const server = createServer((req, res) => {
-      if (fake) fake.#handle(req, res);
+      const self = fake;
+      if (!self) return;
+      const latency = self.#latencyMs;
+      if (latency > 0) setTimeout(() => self.#handle(req, res), latency);
+      else self.#handle(req, res);
     });
     fake = new FakeApiServer(server, options);
     await new Promise<void>((resolveListen) => server.listen(0, '127.0.0.1', () => resolveListen()));
@@ -190,6 +231,16 @@ export class FakeApiServer {
     this.#stalled = stalled;
   }
 
+  /** Delays the handling of every later request by `ms` (0: none), in arrival order. */
+  setLatency(ms: number): void {
+    this.#latencyMs = ms;
+  }
+
+  /** Sees every request before the API does; an answer it returns replaces the API's. `undefined` removes it. */
+  intercept(interceptor: Interceptor | undefined): void {
+    this.#interceptor = interceptor;
+  }
+
   /** Ends every open watch, as the apiserver does on restart or when a timeout passes. */
   dropWatches(): void {
     for (const w of this.#watchers) w.res.end();
@@ -200,17 +251,23 @@ export class FakeApiServer {
 
   #handle(req: IncomingMessage, res: ServerResponse): void {
     const url = new URL(req.url ?? '/', 'http://fake');
+    const isWatch = url.searchParams.get('watch') === 'true' || url.searchParams.get('watch') === '1';
     this.requests.push(`${req.method} ${url.pathname}${url.searchParams.get('watch') ? '?watch' : ''}`);
+    const answer = this.#interceptor?.({ method: req.method ?? 'GET', path: url.pathname, query: url.searchParams, watch: isWatch });
+    if (answer) {
+      if (answer.retryAfterSeconds !== undefined) res.setHeader('retry-after', String(answer.retryAfterSeconds));
+      return sendStatus(res, answer.status, answer.reason ?? 'InternalError', `injected ${answer.status}`);
+    }
     const route = parsePath(url.pathname);
     if (!route) return sendStatus(res, 404, 'NotFound', `no such path ${url.pathname}`);
-    const type = FAKE_RESOURCES.find(
+    const type = this.#resources.find(
       (r) => r.group === route.group && r.version === route.version && r.resource === route.resource,
     );
     if (!type) return sendStatus(res, 404, 'NotFound', `the server could not find the requested resource ${url.pathname}`);
 
     const method = req.method ?? 'GET';
     if (method === 'GET' && route.name === undefined) {
-      if (url.searchParams.get('watch') === 'true' || url.searchParams.get('watch') === '1') {
+      if (isWatch) {
         return this.#watch(type, route.namespace, url.searchParams, res);
       }
       return this.#list(type, route.namespace, url.searchParams, res);
@@ -237,6 +294,8 @@ export class FakeApiServer {
 
   #create(type: ResourceType, namespace: string | undefined, body: KubeObject, res: ServerResponse): void {
     if (!body.metadata?.name) return sendStatus(res, 422, 'Invalid', 'metadata.name: Required value');
+    const invalid = validate(type, body);
+    if (invalid) return sendStatus(res, 422, 'Invalid', invalid);
     if (type.namespaced) body.metadata.namespace = namespace;
     const key = keyOf(body.metadata.namespace, body.metadata.name);
     const store = this.#store(type.resource);
@@ -267,6 +326,9 @@ export class FakeApiServer {
         `Operation cannot be fulfilled on ${type.resource} "${route.name}": the object has been modified; please apply your changes to the latest version and try again`,
       );
     }
+    // Validated after the precondition, as the real store does: a stale write is a 409 first.
+    const invalid = validate(type, body);
+    if (invalid) return sendStatus(res, 422, 'Invalid', invalid);
     const stored = this.#stamp(type, body, existing.metadata.uid);
     store.set(key, stored);
     this.#record(type.resource, 'MODIFIED', stored);
@@ -288,7 +350,7 @@ export class FakeApiServer {
       offset = decoded.offset;
     }
     // A consistent snapshot: the objects as they were at snapshotRv, rebuilt from history.
-    const items = this.#itemsAt(type.resource, namespace, snapshotRv);
+    const items = this.#snapshot(type.resource, namespace, snapshotRv);
     const page = limit > 0 ? items.slice(offset, offset + limit) : items.slice(offset);
     const next = limit > 0 && offset + limit < items.length ? encodeContinue(snapshotRv, offset + limit) : undefined;
     sendJson(res, 200, {
@@ -348,6 +410,16 @@ export class FakeApiServer {
     }
   }
 
+  /** The list at `rv`, computed once per resource and namespace while pages continue it (stored objects are never mutated in place). */
+  #snapshot(resource: string, namespace: string | undefined, rv: number): KubeObject[] {
+    const id = `${resource}|${namespace ?? ''}`;
+    const cached = this.#snapshots.get(id);
+    if (cached && cached.rv === rv) return cached.items;
+    const items = this.#itemsAt(resource, namespace, rv);
+    this.#snapshots.set(id, { rv, items });
+    return items;
+  }
+
   #itemsAt(resource: string, namespace: string | undefined, rv: number): KubeObject[] {
     const current = [...this.#store(resource).values()].filter((o) => inNamespace(o, namespace));
     if (rv >= this.#revision) return sortByKey(current);
@@ -389,7 +461,7 @@ export class FakeApiServer {
   }
 
   #type(resource: string): ResourceType {
-    const type = FAKE_RESOURCES.find((r) => r.resource === resource);
+    const type = this.#resources.find((r) => r.resource === resource);
     if (!type) throw new Error(`the fake does not serve ${resource}`);
     return type;
   }
@@ -437,14 +509,27 @@ function parsePath(path: string): Route | undefined {
 
 const keyOf = (namespace: string | undefined, name: string) => `${namespace ?? ''}/${name}`;
 
+/** The apiserver's limit on a ConfigMap's (and a Secret's) data: 1 MiB. */
+export const MAX_CONFIGMAP_DATA_BYTES = 1024 * 1024;
+
+/** The part of the real validation the guard depends on; the error message when the object is invalid. */
+function validate(type: ResourceType, body: KubeObject): string | undefined {
+  if (type.resource !== 'configmaps') return undefined;
+  let size = 0;
+  for (const v of Object.values((body.data ?? {}) as Record<string, unknown>)) size += Buffer.byteLength(String(v));
+  for (const v of Object.values((body.binaryData ?? {}) as Record<string, unknown>)) size += Buffer.from(String(v), 'base64').length;
+  if (size <= MAX_CONFIGMAP_DATA_BYTES) return undefined;
+  return `ConfigMap "${body.metadata.name}" is invalid: []: Too long: must have at most ${MAX_CONFIGMAP_DATA_BYTES} bytes`;
+}
+
 function inNamespace(o: KubeObject, namespace: string | undefined): boolean {
   return namespace === undefined || o.metadata.namespace === namespace;
 }
 
 function sortByKey(items: KubeObject[]): KubeObject[] {
-  return items.sort((a, b) =>
-    keyOf(a.metadata.namespace, a.metadata.name).localeCompare(keyOf(b.metadata.namespace, b.metadata.name)),
-  );
+  const keyed = items.map((o) => ({ key: keyOf(o.metadata.namespace, o.metadata.name), o }));
+  keyed.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+  return keyed.map((k) => k.o);
 }
 
 function encodeContinue(rv: number, offset: number): string {

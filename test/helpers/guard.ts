@@ -7,7 +7,6 @@ import type { Webhook } from '../../src/admission/verdict.ts';
 import { buildApp, type GuardApp, type Readiness } from '../../src/app.ts';
 import { InMemoryLedger } from '../../src/cluster/in-memory-ledger.ts';
 import { InMemoryClusterView } from '../../src/cluster/in-memory-view.ts';
-import { InMemoryProvenance } from '../../src/cluster/provenance.ts';
 import type { LoadSource } from '../../src/load/load-source.ts';
 import { StaticLoadSource } from '../../src/load/static-load-source.ts';
 import { compileAgentMatcher } from '../../src/policy/agent-matcher.ts';
@@ -113,7 +112,6 @@ export function testGuard(options: GuardOptions): TestGuard {
   const handleReview = createReviewHandler({
     policies: () => active,
     view,
-    provenance: new InMemoryProvenance(),
     loadSource: options.loadSource ?? new StaticLoadSource(),
     ledger,
     clock,

@@ -1,0 +1,363 @@
+import { createHash } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Logger } from 'pino';
+import type { Clock } from '../clock.ts';
+import {
+  type AgentLedgerState,
+  DEFAULT_LEDGER_LIMITS,
+  emptyState,
+  enforceBounds,
+  type LedgerLimits,
+  parseState,
+  serializeState,
+} from '../core/ledger-state.ts';
+import { GuardError } from '../errors.ts';
+import { countEvictions, type LedgerMetrics, type LedgerStep, TransactionalLedger } from './ledger.ts';
+
+/**
+ * How to reach the Kubernetes API. The same shape as the view's `KubeConnection`
+ * (kube-http.ts), declared here by structure so that one connection built from a
+ * kubeconfig or the in-cluster service account serves both, without tying the ledger to
+ * the reflectors' module: TLS (the cluster's CA, client certificates) lives in `fetch`
+ * or `dispatcher`, credentials in `token` or `headers`.
+ */
+export interface LedgerConnection {
+  /** e.g. `https://10.0.0.1:443` (a path prefix is kept). */
+  readonly baseUrl: string;
+  /** Defaults to the global `fetch`. */
+  readonly fetch?: ((url: string, init: RequestInit) => Promise<Response>) | undefined;
+  /** A static bearer token. */
+  readonly token?: string | undefined;
+  /** Headers asked for on every request: bound service-account tokens rotate. */
+  readonly headers?: (() => Promise<Readonly<Record<string, string>>>) | undefined;
+  /** Passed to `fetch` as is (an undici Agent carrying the CA, for instance). */
+  readonly dispatcher?: RequestInit['dispatcher'];
+}
+
+/** Options of the shared ledger. */
+export interface KubeLedgerOptions {
+  readonly connection: LedgerConnection;
+  /** The guard's own namespace, where one ConfigMap per agent lives. */
+  readonly namespace: string;
+  readonly clock: Clock;
+  /** Windows and bounds of the state (defaults: 1 h metrics window, 24 h buckets, 2 min reservations). */
+  readonly limits?: Partial<LedgerLimits> | undefined;
+  /** Full episode records kept in this process (default 10 000). */
+  readonly maxEpisodes?: number | undefined;
+  /** Reads and writes per round before giving up with RG_ERR_LEDGER_CONFLICT (default 6). */
+  readonly maxAttempts?: number | undefined;
+  /** Backoff between attempts: full jitter up to base × 2^(attempt−1), at most max (defaults 5 ms, 100 ms). */
+  readonly backoffBaseMs?: number | undefined;
+  readonly backoffMaxMs?: number | undefined;
+  /** Timeout of one HTTP call (default 1 s). */
+  readonly requestTimeoutMs?: number | undefined;
+  /**
+   * Time one round may take, retries included (default 2.5 s): a decision waits for it,
+   * and the apiserver's webhook timeout is 10 s by default.
+   */
+  readonly roundTimeoutMs?: number | undefined;
+  /** Source of jitter in [0, 1) (default Math.random); tests pass a seeded one. */
+  readonly random?: (() => number) | undefined;
+  readonly metrics?: LedgerMetrics | undefined;
+  readonly logger?: Logger | undefined;
+}
+
+/** A failure of the Kubernetes API other than a conflict: unreachable, a timeout, an unexpected status. */
+export class KubeLedgerError extends Error {
+  /** The HTTP status, when there was an answer. */
+  readonly status: number | undefined;
+
+  constructor(message: string, status: number | undefined, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'KubeLedgerError';
+    this.status = status;
+  }
+}
+
+const PREFIX = 'replica-guard-ledger-';
+export const LEDGER_AGENT_ANNOTATION = 'replica-guard.io/agent';
+export const LEDGER_LABELS: Readonly<Record<string, string>> = {
+  'app.kubernetes.io/name': 'replica-guard',
+  'app.kubernetes.io/component': 'ledger',
+};
+
+/**
+ * The ConfigMap name of an agent's ledger: a readable hint from the identity (so that
+ * `kubectl get cm` shows whose ledger it is) and 80 bits of its SHA-256 (so that two
+ * agents never share one, whatever characters their names use). A DNS-1123 subdomain of
+ * at most 82 characters. The full identity is kept in an annotation and in `data.agent`.
+ */
+export function ledgerConfigMapName(agent: string): string {
+  const hash = createHash('sha256').update(agent).digest('hex').slice(0, 20);
+  const hint = agent
+    .toLowerCase()
+    .replace(/^system:serviceaccount:/, '')
+    .replace(/[^a-z0-9]+/g, '-')
+    .replace(/^-+/, '')
+    .slice(0, 40)
+    .replace(/-+$/, '');
+  return hint ? `${PREFIX}${hint}-${hash}` : `${PREFIX}${hash}`;
+}
+
+interface ConfigMap {
+  apiVersion?: string;
+  kind?: string;
+  metadata: {
+    name: string;
+    namespace?: string;
+    resourceVersion?: string;
+    labels?: Record<string, string>;
+    annotations?: Record<string, string>;
+    [key: string]: unknown;
+  };
+  data?: Record<string, string>;
+  [key: string]: unknown;
+}
+
+interface HttpAnswer {
+  readonly status: number;
+  readonly body: unknown;
+}
+
+/** One caller's transaction waiting in a batch; `apply` may run once per attempt. */
+interface Pending {
+  apply(state: AgentLedgerState): AgentLedgerState | undefined;
+  resolve(): void;
+  reject(err: unknown): void;
+}
+
+/**
+ * The shared ledger: one ConfigMap per agent in the guard's namespace, the state JSON in
+ * `data.state`, changed by read → apply → write with the read resourceVersion
+ * (compare-and-swap). A write that meets 409 (another replica wrote first) re-reads and
+ * re-runs the steps on the fresher state, so two guard processes never both spend the
+ * same allowance; after `maxAttempts` the callers get RG_ERR_LEDGER_CONFLICT (a denial).
+ *
+ * Writes are queued per agent in this process: the transactions that arrive while a round
+ * is in flight are applied together in the next one (one GET, one PUT for the batch, each
+ * caller getting its own result), so a burst from one agent costs two rounds rather than a
+ * storm of conflicts between its own requests.
+ */
+export class KubeLedger extends TransactionalLedger {
+  readonly #options: KubeLedgerOptions;
+  readonly #baseUrl: string;
+  readonly #maxAttempts: number;
+  readonly #requestTimeoutMs: number;
+  readonly #roundTimeoutMs: number;
+  readonly #random: () => number;
+  readonly #queues = new Map<string, Pending[]>();
+  readonly #running = new Set<string>();
+  /** Agents whose ConfigMap held unreadable data, logged once each. */
+  readonly #warned = new Set<string>();
+
+  constructor(options: KubeLedgerOptions) {
+    super({ ...DEFAULT_LEDGER_LIMITS, ...options.limits }, { maxEpisodes: options.maxEpisodes ?? 10_000, metrics: options.metrics });
+    this.#options = options;
+    this.#baseUrl = options.connection.baseUrl.replace(/\/+$/, '');
+    this.#maxAttempts = Math.max(1, options.maxAttempts ?? 6);
+    this.#requestTimeoutMs = options.requestTimeoutMs ?? 1000;
+    this.#roundTimeoutMs = options.roundTimeoutMs ?? 2500;
+    this.#random = options.random ?? Math.random;
+  }
+
+  transact<T>(agent: string, step: LedgerStep<T>): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      let result: { value: T } | undefined;
+      const pending: Pending = {
+        apply(state) {
+          const out = step(state);
+          result = { value: out.result };
+          return out.next;
+        },
+        resolve() {
+          if (result) resolve(result.value);
+          else reject(new Error('ledger transaction settled before it ran'));
+        },
+        reject,
+      };
+      const queue = this.#queues.get(agent);
+      if (queue) queue.push(pending);
+      else this.#queues.set(agent, [pending]);
+      if (!this.#running.has(agent)) {
+        this.#running.add(agent);
+        void this.#drain(agent);
+      }
+    });
+  }
+
+  async #drain(agent: string): Promise<void> {
+    // Let the transactions started in the same tick join the first round.
+    await Promise.resolve();
+    for (;;) {
+      const batch = this.#queues.get(agent);
+      if (!batch || batch.length === 0) break;
+      this.#queues.delete(agent);
+      await this.#round(agent, batch);
+    }
+    this.#running.delete(agent);
+  }
+
+  /** One batch: read, apply every step in arrival order, write; on 409 again from the read. Never throws. */
+  async #round(agent: string, batch: readonly Pending[]): Promise<void> {
+    const { clock, metrics } = this.#options;
+    const started = clock.monotonicMs();
+    const deadline = started + this.#roundTimeoutMs;
+    const name = ledgerConfigMapName(agent);
+    metrics?.batchSize.observe(batch.length);
+    let outcome = 'error';
+    try {
+      for (let attempt = 1; ; attempt++) {
+        const read = await this.#read(agent, name, deadline);
+        let state = read.state;
+        const failures = new Map<Pending, unknown>();
+        for (const p of batch) {
+          try {
+            const next = p.apply(state);
+            if (next !== undefined) state = next;
+          } catch (err) {
+            // A step that throws fails its own caller only; its changes are not applied.
+            failures.set(p, err);
+          }
+        }
+        if (state !== read.state) {
+          state = enforceBounds(state, this.limits);
+          if (!(await this.#write(agent, name, read.object, state, deadline))) {
+            metrics?.conflicts.inc();
+            if (attempt >= this.#maxAttempts || clock.monotonicMs() >= deadline) {
+              outcome = 'exhausted';
+              metrics?.conflictsExhausted.inc();
+              const err = new GuardError(
+                'RG_ERR_LEDGER_CONFLICT',
+                `RG_ERR_LEDGER_CONFLICT: the shared ledger of ${agent} kept changing under ${attempt} attempts; ` +
+                  'growth is denied until it can be recorded. Retry shortly.',
+              );
+              for (const p of batch) p.reject(err);
+              return;
+            }
+            await sleep(this.#backoff(attempt));
+            continue;
+          }
+          countEvictions(metrics, read.state, state);
+          outcome = 'written';
+        } else {
+          outcome = 'unchanged';
+        }
+        for (const p of batch) {
+          if (failures.has(p)) p.reject(failures.get(p));
+          else p.resolve();
+        }
+        return;
+      }
+    } catch (err) {
+      for (const p of batch) p.reject(err);
+    } finally {
+      metrics?.writeDuration.observe({ outcome }, (clock.monotonicMs() - started) / 1000);
+    }
+  }
+
+  #backoff(attempt: number): number {
+    const cap = Math.min(this.#options.backoffMaxMs ?? 100, (this.#options.backoffBaseMs ?? 5) * 2 ** (attempt - 1));
+    return this.#random() * cap;
+  }
+
+  #path(name?: string): string {
+    const base = `/api/v1/namespaces/${encodeURIComponent(this.#options.namespace)}/configmaps`;
+    return name === undefined ? base : `${base}/${name}`;
+  }
+
+  async #read(agent: string, name: string, deadline: number): Promise<{ object: ConfigMap | undefined; state: AgentLedgerState }> {
+    const answer = await this.#http('GET', this.#path(name), undefined, deadline);
+    if (answer.status === 404) return { object: undefined, state: emptyState() };
+    if (answer.status !== 200 || !isConfigMap(answer.body)) throw unexpected('read', name, answer);
+    const object = answer.body;
+    const owner = object.data?.agent;
+    if (owner !== undefined && owner !== agent) {
+      // Never mix two agents' allowances: a collision of 80 bits, or someone else's object.
+      throw new KubeLedgerError(`ConfigMap ${name} holds the ledger of ${JSON.stringify(owner)}, not of ${JSON.stringify(agent)}`, 200);
+    }
+    const parsed = parseState(object.data?.state, this.limits);
+    if (parsed.problems.length > 0 && !this.#warned.has(name)) {
+      this.#warned.add(name);
+      this.#options.logger?.warn({ configMap: name, agent, problems: parsed.problems }, 'the ledger ConfigMap held unreadable data; it was read as far as possible');
+    }
+    return { object, state: parsed.state };
+  }
+
+  /** Creates or replaces the ConfigMap; false on a conflict (someone else wrote first). */
+  async #write(agent: string, name: string, read: ConfigMap | undefined, state: AgentLedgerState, deadline: number): Promise<boolean> {
+    const text = serializeState(state);
+    if (!read) {
+      const body: ConfigMap = {
+        apiVersion: 'v1',
+        kind: 'ConfigMap',
+        metadata: { name, namespace: this.#options.namespace, labels: { ...LEDGER_LABELS }, annotations: { [LEDGER_AGENT_ANNOTATION]: agent } },
+        data: { agent, state: text },
+      };
+      const answer = await this.#http('POST', this.#path(), body, deadline);
+      if (answer.status === 201 || answer.status === 200) return true;
+      // Another replica created it between our GET and POST: read it and run again.
+      if (answer.status === 409) return false;
+      throw unexpected('create', name, answer);
+    }
+    const body: ConfigMap = {
+      ...read,
+      metadata: {
+        ...read.metadata,
+        labels: { ...read.metadata.labels, ...LEDGER_LABELS },
+        annotations: { ...read.metadata.annotations, [LEDGER_AGENT_ANNOTATION]: agent },
+      },
+      data: { ...read.data, agent, state: text },
+    };
+    const answer = await this.#http('PUT', this.#path(name), body, deadline);
+    if (answer.status === 200) return true;
+    // 409: written since our read. 404: deleted since our read (the next read sees it gone).
+    if (answer.status === 409 || answer.status === 404) return false;
+    throw unexpected('update', name, answer);
+  }
+
+  async #http(method: string, path: string, body: unknown, deadline: number): Promise<HttpAnswer> {
+    const remaining = deadline - this.#options.clock.monotonicMs();
+    if (remaining <= 0) throw new KubeLedgerError(`ledger round ran out of its ${this.#roundTimeoutMs} ms before ${method} ${path}`, undefined);
+    const timeoutMs = Math.max(1, Math.min(this.#requestTimeoutMs, remaining));
+    const { connection } = this.#options;
+    const signal = AbortSignal.timeout(timeoutMs);
+    try {
+      const headers: Record<string, string> = { accept: 'application/json' };
+      if (connection.token) headers.authorization = `Bearer ${connection.token}`;
+      if (connection.headers) Object.assign(headers, await connection.headers());
+      const init: RequestInit = { method, headers, signal };
+      if (body !== undefined) {
+        headers['content-type'] = 'application/json';
+        init.body = JSON.stringify(body);
+      }
+      if (connection.dispatcher !== undefined) init.dispatcher = connection.dispatcher;
+      const res = await (connection.fetch ?? fetch)(`${this.#baseUrl}${path}`, init);
+      const text = await res.text();
+      let parsed: unknown = text;
+      try {
+        parsed = JSON.parse(text);
+      } catch {
+        // not JSON (a proxy's error page): kept as text for the message
+      }
+      return { status: res.status, body: parsed };
+    } catch (err) {
+      const why = signal.aborted ? `timed out after ${timeoutMs} ms` : (err as Error).message;
+      throw new KubeLedgerError(`ledger ${method} ${path} failed: ${why}`, undefined, { cause: err });
+    }
+  }
+}
+
+function isConfigMap(body: unknown): body is ConfigMap {
+  if (typeof body !== 'object' || body === null) return false;
+  const metadata = (body as { metadata?: unknown }).metadata;
+  return typeof metadata === 'object' && metadata !== null && typeof (metadata as { name?: unknown }).name === 'string';
+}
+
+function unexpected(what: string, name: string, answer: HttpAnswer): KubeLedgerError {
+  const b = answer.body;
+  const message =
+    typeof b === 'object' && b !== null && typeof (b as { message?: unknown }).message === 'string'
+      ? (b as { message: string }).message
+      : String(b).slice(0, 200);
+  return new KubeLedgerError(`ledger ${what} of ConfigMap ${name} answered HTTP ${answer.status}: ${message}`, answer.status);
+}
