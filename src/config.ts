@@ -75,11 +75,43 @@ export const configSchema = z.strictObject({
       }),
     )
     .default([]),
+  /**
+   * The cluster. Without `kubeconfig` or `inCluster` the guard runs on its embedded
+   * default: a view built from the requests it sees and an in-memory ledger.
+   */
+  cluster: z
+    .strictObject({
+      /** A kubeconfig file; or set `inCluster` to use the pod's service account. */
+      kubeconfig: z.string().optional(),
+      context: z.string().optional(),
+      inCluster: z.boolean().default(false),
+      /** The guard's own namespace, where the shared ledger's ConfigMaps live. */
+      namespace: z.string().default('replica-guard'),
+    })
+    .prefault({}),
+  view: z
+    .strictObject({
+      /** Facts from a view older than this are unknown (the policy's onUnavailable decides). */
+      maxStaleness: durationMs.default(60_000),
+      pageSize: z.number().int().min(1).max(10_000).default(500),
+      listConcurrency: z.number().int().min(1).max(20).default(2),
+      /** The apiserver sends a bookmark about once a minute; a watch silent for stallFactor × this is re-established. */
+      bookmarkInterval: durationMs.default(60_000),
+      stallFactor: z.number().min(1).default(2),
+      requestTimeout: durationMs.default(60_000),
+      /** A pod ending this long after its owner's count dropped is not a loss. */
+      lossGrace: durationMs.default(60_000),
+      /** How long a pod's end waits for the other watches' events before it is judged. */
+      lossSettle: durationMs.default(5_000),
+    })
+    .prefault({}),
   ledger: z
     .strictObject({
       /** How long episode keys and held requests are kept: the metrics window. */
       window: durationMs.default(3_600_000),
       maxEpisodes: z.number().int().min(1).default(100_000),
+      /** Compare-and-swap attempts of one shared-ledger round before the growth is denied. */
+      maxAttempts: z.number().int().min(1).max(50).default(6),
     })
     .prefault({}),
   load: z

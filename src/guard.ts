@@ -7,7 +7,13 @@ import { type ActivePolicies, createReviewHandler } from './admission/review-han
 import { buildApp, type GuardApp, type Readiness } from './app.ts';
 import type { Clock } from './clock.ts';
 import { InMemoryLedger } from './cluster/in-memory-ledger.ts';
+import type { ClusterView } from './cluster/cluster-view.ts';
 import { InMemoryClusterView } from './cluster/in-memory-view.ts';
+import type { KubeConnection } from './cluster/kube-http.ts';
+import { KubeLedger } from './cluster/kube-ledger.ts';
+import { KubeView } from './cluster/kube-view.ts';
+import { createLedgerMetrics, type Ledger } from './cluster/ledger.ts';
+import { type LossRecorder, startLossRecorder } from './cluster/loss-recorder.ts';
 import type { GuardConfig } from './config.ts';
 import { PolicyLoadSource } from './load/policy-load-source.ts';
 import { PrometheusLoadSource } from './load/prometheus-load-source.ts';
@@ -29,16 +35,27 @@ export interface AssembledGuard {
   close(): Promise<void>;
 }
 
+/** What the guard is wired with besides its configuration. */
+export interface GuardDeps {
+  readonly logger: Logger;
+  readonly clock: Clock;
+  /** The cluster to watch and to keep the shared ledger in; absent: the embedded default. */
+  readonly cluster?: KubeConnection | undefined;
+}
+
 /**
- * Wires the embedded default: policies from a watched directory, certificates from
- * (or generated into) a directory, an in-memory view of the cluster built from the
- * requests it sees, nodes and the need taken from configuration, an in-memory ledger.
+ * Wires the guard. Policies come from a watched directory and certificates from (or
+ * generated into) a directory. With a cluster connection: a list/watch view of the
+ * cluster, losses read from it, and a ledger shared through ConfigMaps in the guard's
+ * namespace. Without one (the embedded default): a view built from the requests it sees,
+ * nodes from configuration, an in-memory ledger.
  */
-export async function assembleGuard(config: GuardConfig, deps: { logger: Logger; clock: Clock }): Promise<AssembledGuard> {
+export async function assembleGuard(config: GuardConfig, deps: GuardDeps): Promise<AssembledGuard> {
   const { logger, clock } = deps;
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'replica_guard_process_' });
-  const metrics = createMetrics(registry);
+  let kubeView: KubeView | undefined;
+  const metrics = createMetrics(registry, () => kubeView);
 
   const store = new PolicyStore({ allowEmpty: config.policies.allowEmpty });
   let active: ActivePolicies | undefined;
@@ -102,24 +119,74 @@ export async function assembleGuard(config: GuardConfig, deps: { logger: Logger;
   }
   const loadSource = new PolicyLoadSource({ prometheus, ...loadReporting });
 
-  const nodes = config.facts.nodes ?? placeholderNodes(config.facts.nodeCount);
+  const ledgerLimits = { windowMs: config.ledger.window };
+  let view: ClusterView;
+  let ledger: Ledger;
+  let losses: LossRecorder | undefined;
+  if (deps.cluster) {
+    kubeView = new KubeView({
+      connection: deps.cluster,
+      clock,
+      logger: logger.child({ component: 'view' }),
+      tuning: {
+        pageSize: config.view.pageSize,
+        bookmarkIntervalMs: config.view.bookmarkInterval,
+        stallFactor: config.view.stallFactor,
+        requestTimeoutMs: config.view.requestTimeout,
+      },
+      listConcurrency: config.view.listConcurrency,
+      losses: { graceMs: config.view.lossGrace, settleMs: config.view.lossSettle },
+      metrics: {
+        cacheAge: metrics.viewCacheAge,
+        objects: metrics.viewObjects,
+        restarts: metrics.viewWatchRestarts,
+        rejected: metrics.viewRejectedObjects,
+      },
+    });
+    view = kubeView;
+    ledger = new KubeLedger({
+      connection: deps.cluster,
+      namespace: config.cluster.namespace,
+      clock,
+      limits: ledgerLimits,
+      maxEpisodes: config.ledger.maxEpisodes,
+      maxAttempts: config.ledger.maxAttempts,
+      metrics: createLedgerMetrics(registry),
+      logger: logger.child({ component: 'ledger' }),
+    });
+    losses = startLossRecorder({ source: kubeView.losses, view: kubeView, ledger, matcher: () => active?.matcher, clock, logger, metrics });
+    kubeView.start();
+  } else {
+    view = new InMemoryClusterView(config.facts.nodes ?? placeholderNodes(config.facts.nodeCount));
+    ledger = new InMemoryLedger({ ...ledgerLimits, maxEpisodes: config.ledger.maxEpisodes, metrics: createLedgerMetrics(registry) });
+  }
+
   const handleReview = createReviewHandler({
     policies: () => active,
-    view: new InMemoryClusterView(nodes),
+    view,
     loadSource,
-    ledger: new InMemoryLedger({ windowMs: config.ledger.window, maxEpisodes: config.ledger.maxEpisodes }),
+    ledger,
     clock,
     logger,
     metrics,
     scaleResources: config.scaleResources,
     deadlineMarginMs: config.deadline.margin,
     defaultTimeoutMs: config.deadline.defaultTimeout,
-    maxStalenessMs: 60_000,
+    maxStalenessMs: config.view.maxStaleness,
+    onAdmitted: (change) => {
+      const from = change.before?.steady ?? 0;
+      const to = change.after?.steady;
+      if (losses && change.ref.uid && to !== undefined && to < from) losses.noteOwnLowering(change.ref.uid, to);
+    },
   });
 
+  // Ready once the policies are loaded and the view has synced once; the view never makes
+  // the guard unready again (every replica unready at once would lock all agents out):
+  // a stale view makes its facts unknown instead.
   const readiness = (): Readiness => {
     const reasons: string[] = [];
     if (!active) reasons.push(`no valid policy set loaded from ${policyDir}`);
+    if (kubeView && !kubeView.synced()) reasons.push('the cluster view has not finished its first sync');
     return { ready: reasons.length === 0, reasons };
   };
   const app = buildApp({ handleReview, metrics, logger, readiness, tls: { key: certs.key, cert: certs.cert } });
@@ -130,6 +197,8 @@ export async function assembleGuard(config: GuardConfig, deps: { logger: Logger;
     caCert: certs.caCert,
     async close() {
       await watcher.close();
+      losses?.stop();
+      await kubeView?.stop();
       await Promise.all([app.webhook.close(), app.ops.close()]);
     },
   };

@@ -4,16 +4,19 @@ import { pino } from 'pino';
 import YAML from 'yaml';
 import { systemClock } from './clock.ts';
 import { configSchema, type GuardConfig } from './config.ts';
+import type { KubeConnection } from './cluster/kube-http.ts';
 import { assembleGuard } from './guard.ts';
 import { loggerOptions } from './telemetry/logger.ts';
 
 const SERVE_USAGE = `Usage: replica-guard serve [--config FILE] [--policies DIR] [--certs DIR]
   [--webhook-port N] [--ops-port N] [--log-level LEVEL]
+  [--kubeconfig FILE [--context NAME] | --in-cluster]
 
 Starts the webhooks (HTTPS, /mutate and /validate) and the metrics and probes
-(HTTP, /metrics, /healthz, /readyz). Without a cluster: an in-memory view built from
-the requests it sees. The configuration file is YAML (see README); REPLICA_GUARD_CONFIG
-names one too. Flags override the file.`;
+(HTTP, /metrics, /healthz, /readyz). With --kubeconfig or --in-cluster: a list/watch
+view of the cluster and a ledger shared through ConfigMaps in the guard's namespace.
+Without: an in-memory view built from the requests it sees. The configuration file is
+YAML (see README); REPLICA_GUARD_CONFIG names one too. Flags override the file.`;
 
 /**
  * The only place that reads the environment and the command line, listens and handles
@@ -32,6 +35,9 @@ export async function runServe(argv: readonly string[]): Promise<number | undefi
         'webhook-port': { type: 'string' },
         'ops-port': { type: 'string' },
         'log-level': { type: 'string' },
+        kubeconfig: { type: 'string' },
+        context: { type: 'string' },
+        'in-cluster': { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
       },
     }));
@@ -61,6 +67,13 @@ export async function runServe(argv: readonly string[]): Promise<number | undefi
     webhook: values['webhook-port'] ? { ...(raw.webhook as object), port: Number(values['webhook-port']) } : raw.webhook,
     ops: values['ops-port'] ? { ...(raw.ops as object), port: Number(values['ops-port']) } : raw.ops,
     logLevel: values['log-level'] ?? raw.logLevel,
+    cluster:
+      values.kubeconfig || values.context || values['in-cluster']
+        ? {
+            ...(raw.cluster as object),
+            ...stripUndefined({ kubeconfig: values.kubeconfig, context: values.context, inCluster: values['in-cluster'] }),
+          }
+        : raw.cluster,
   };
   const result = configSchema.safeParse({ ...raw, ...stripUndefined(overrides) });
   if (!result.success) {
@@ -75,14 +88,23 @@ export async function runServe(argv: readonly string[]): Promise<number | undefi
 async function serve(config: GuardConfig): Promise<number | undefined> {
   const logger = pino(loggerOptions(config.logLevel));
   let guard;
+  let cluster: KubeConnection | undefined;
   try {
-    guard = await assembleGuard(config, { logger, clock: systemClock });
+    const { kubeconfig, context, inCluster } = config.cluster;
+    if (kubeconfig !== undefined || inCluster) {
+      // Loaded only when asked for: the embedded default needs no Kubernetes client.
+      const { loadKubeConnection } = await import('./cluster/kube-config.ts');
+      cluster = loadKubeConnection({ kubeconfig, context, inCluster });
+      logger.info({ apiserver: cluster.baseUrl, namespace: config.cluster.namespace }, 'watching the cluster');
+    }
+    guard = await assembleGuard(config, { logger, clock: systemClock, cluster });
     const webhookAddress = await guard.app.webhook.listen({ host: config.webhook.host, port: config.webhook.port });
     const opsAddress = await guard.app.ops.listen({ host: config.ops.host, port: config.ops.port });
     logger.info({ webhook: webhookAddress, ops: opsAddress, ready: guard.readiness() }, 'replica-guard listening');
   } catch (err) {
     logger.fatal({ err }, 'replica-guard failed to start');
     await guard?.close().catch(() => undefined);
+    cluster?.close?.();
     return 1;
   }
   const running = guard;
@@ -95,6 +117,7 @@ async function serve(config: GuardConfig): Promise<number | undefined> {
     process.once('SIGINT', stop);
   });
   await running.close();
+  cluster?.close?.();
   logger.flush();
   return 0;
 }

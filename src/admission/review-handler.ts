@@ -6,6 +6,7 @@ import { type Episode, episodeKey, workloadKeyOf } from '../core/episode.ts';
 import { countUnderPolicy, potentialOf } from '../core/instances.ts';
 import {
   addProvenance,
+  confirmObserved,
   confirmReservation,
   expire,
   holdRequested,
@@ -54,6 +55,8 @@ export interface ReviewHandlerDeps {
   readonly defaultTimeoutMs: number;
   /** Facts from a view older than this are unknown (the policy's onUnavailable decides). */
   readonly maxStalenessMs: number;
+  /** Told of every agent write the validating webhook admits (not dry-run): the loss recorder's cross-check. */
+  readonly onAdmitted?: ((change: WorkloadChange) => void) | undefined;
 }
 
 /** An HTTP answer: the status and the JSON body. */
@@ -205,8 +208,20 @@ export function createReviewHandler(deps: ReviewHandlerDeps): ReviewHandler {
     const step: LedgerStep<Settled> = (before) => {
       // Past the deadline the fallback has answered: this step must not spend anything.
       const spend = writes && !signal.aborted;
-      let state = expire(before, now, limits);
-      const provenance = state.provenance.map((p) => p.uid);
+      let state = before;
+      let provenance = state.provenance.map((p) => p.uid);
+      // Reservations the view now shows are confirmed before any expire: a reservation is
+      // released only when the view never showed it (another admission step refused it).
+      if (!confirmAtOnce && state.reservations.length > 0) {
+        const shown = familyOf(agent, deps.view, provenance, [], change.ref).members;
+        const self = deps.view.workload(change.ref.group, change.ref.kind, change.ref.namespace, change.ref.name);
+        for (const m of self ? [...shown, self] : shown) {
+          const ids = [`${m.ref.group}/${m.ref.kind}/${m.ref.namespace}/${m.ref.name}`, ...(m.ref.uid ? [m.ref.uid] : [])];
+          state = confirmObserved(state, ids, m.count.steady, now, limits).state;
+        }
+      }
+      state = expire(state, now, limits);
+      provenance = state.provenance.map((p) => p.uid);
       // Growth admitted (by any replica) that the view does not show yet still counts.
       const pending = reservedInstances(state, now) - reservedInstances(state, now, [workloadKeyOf(change)]);
       const judgements = policies.map((policy, i) => {
@@ -271,7 +286,10 @@ export function createReviewHandler(deps: ReviewHandlerDeps): ReviewHandler {
       }
       episode = settled.isNew ? 'recorded' : 'duplicate';
     }
-    if (webhook === 'validate' && writes && decision.kind !== 'denied') observe(change);
+    if (webhook === 'validate' && writes && decision.kind !== 'denied') {
+      observe(change);
+      deps.onAdmitted?.(change);
+    }
 
     audit(webhook, req, agent, interpretation, decision, {
       from: lead?.from ?? change.before?.steady ?? 0,

@@ -28,11 +28,29 @@ export interface GuardMetrics {
   readonly certificateExpiry: Gauge;
   /** Load lookups that gave no load, by source and reason class. */
   readonly loadSourceErrors: Counter<'source' | 'reason'>;
+  /** Age of each cache of the cluster view: time since its reflector last heard from the API. */
+  readonly viewCacheAge: Gauge<'resource'>;
+  /** Objects in each cache of the cluster view. */
+  readonly viewObjects: Gauge<'resource'>;
+  /** Watches re-established, by resource and reason (closed, stalled, expired, error). */
+  readonly viewWatchRestarts: Counter<'resource' | 'reason'>;
+  /** Objects whose counted fields have a shape the guard refuses. */
+  readonly viewRejectedObjects: Counter<'resource'>;
+  /** Instances lost by agent families, as the view saw them (pod ends, counts lowered by others). */
+  readonly losses: Counter<'kind'>;
+}
+
+/** Something whose current state the view gauges read at scrape time. */
+export interface Collectable {
+  collect(): void;
 }
 
 /** Creates the guard's metrics on the given registry (never prom-client's global one). */
-export function createMetrics(registry: Registry): GuardMetrics {
+export function createMetrics(registry: Registry, view?: () => Collectable | undefined): GuardMetrics {
   const registers = [registry];
+  // Both view gauges are filled at scrape time from the view itself, so neither shows a
+  // previous scrape's value.
+  const collectView = () => view?.()?.collect();
   return {
     registry,
     requests: new Counter({
@@ -93,6 +111,38 @@ export function createMetrics(registry: Registry): GuardMetrics {
         'bad_response, no_series, not_configured, unknown_workload, no_target, untrusted, no_metrics, no_requests). ' +
         "no_series is answered with need.min, the rest with the policy's onUnavailable. Counts lookups sent, not answers served from the cache.",
       labelNames: ['source', 'reason'],
+      registers,
+    }),
+    viewCacheAge: new Gauge({
+      name: 'replica_guard_view_cache_age_seconds',
+      help: 'Seconds since each cache of the cluster view last heard from the API (bookmarks included).',
+      labelNames: ['resource'],
+      registers,
+      collect: collectView,
+    }),
+    viewObjects: new Gauge({
+      name: 'replica_guard_view_objects',
+      help: 'Objects in each cache of the cluster view.',
+      labelNames: ['resource'],
+      registers,
+      collect: collectView,
+    }),
+    viewWatchRestarts: new Counter({
+      name: 'replica_guard_view_watch_restarts_total',
+      help: 'Watches of the cluster view re-established, by resource and reason (closed, stalled, expired, error).',
+      labelNames: ['resource', 'reason'],
+      registers,
+    }),
+    viewRejectedObjects: new Counter({
+      name: 'replica_guard_view_rejected_objects_total',
+      help: 'Objects whose counted fields have a shape the guard refuses; they are left out of the view.',
+      labelNames: ['resource'],
+      registers,
+    }),
+    losses: new Counter({
+      name: 'replica_guard_losses_total',
+      help: 'Instances lost by agent families as the view saw them, by kind (pod: a pod ended, count: a count lowered by someone else).',
+      labelNames: ['kind'],
       registers,
     }),
   };
