@@ -54,8 +54,6 @@ class FrozenView implements ClusterView {
   }
 }
 
-const AGENT = 'system:serviceaccount:agents:agent-1';
-
 let fake: FakeApiServer;
 beforeEach(async () => {
   fake = await FakeApiServer.start();

@@ -142,7 +142,6 @@ export function createReviewHandler(deps: ReviewHandlerDeps): ReviewHandler {
   ): Promise<Decision> {
     const interpretation = interpretRequest(req, { view: deps.view, scaleResources: deps.scaleResources });
     if (interpretation.type !== 'change') return uncounted(webhook, req, agent, interpretation);
-    const change = interpretation.change;
 
     const timeoutMs = parseTimeoutParam(timeoutParam) ?? deps.defaultTimeoutMs;
     const budgetMs = Math.max(0, timeoutMs - deps.deadlineMarginMs);

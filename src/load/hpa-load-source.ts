@@ -1,8 +1,6 @@
-import type { Logger } from 'pino';
-import type { Clock } from '../clock.ts';
 import { needByHpaRule } from '../core/need-rule.ts';
 import type { AgentIdentity, NeedFact, WorkloadRef } from '../core/types.ts';
-import { type LoadErrorCounter, LoadFailureReporter } from './load-failures.ts';
+import { LoadFailureReporter, type LoadFailureReporterOptions } from './load-failures.ts';
 import type { LoadSource, NeedQuery } from './load-source.ts';
 
 /**
@@ -36,12 +34,8 @@ export interface HpaReader {
   hpaFor(ref: WorkloadRef, agent: AgentIdentity | undefined, signal: AbortSignal): Promise<HpaFact | null | undefined>;
 }
 
-export interface HpaLoadSourceOptions {
+export interface HpaLoadSourceOptions extends LoadFailureReporterOptions {
   readonly hpas: HpaReader;
-  readonly clock: Clock;
-  readonly logger: Logger;
-  readonly errors: LoadErrorCounter;
-  readonly logIntervalMs?: number | undefined;
 }
 
 /**
@@ -61,12 +55,7 @@ export class HpaLoadSource implements LoadSource {
 
   constructor(options: HpaLoadSourceOptions) {
     this.#hpas = options.hpas;
-    this.#reporter = new LoadFailureReporter({
-      errors: options.errors,
-      logger: options.logger,
-      clock: options.clock,
-      logIntervalMs: options.logIntervalMs,
-    });
+    this.#reporter = new LoadFailureReporter(options);
   }
 
   async need(query: AgentNeedQuery, signal: AbortSignal): Promise<NeedFact> {

@@ -1,14 +1,12 @@
-import type { Logger } from 'pino';
-import type { Clock } from '../clock.ts';
 import { needByHpaRule } from '../core/need-rule.ts';
 import type { NeedFact, WorkloadRef } from '../core/types.ts';
-import { type LoadErrorCounter, LoadFailureReporter } from './load-failures.ts';
+import { LoadFailureReporter, type LoadFailureReporterOptions } from './load-failures.ts';
 import type { LoadSource, NeedQuery } from './load-source.ts';
 import type { PodCpuUsage, PodMetricsReader, PodMetricsResult } from './pod-metrics-reader.ts';
 import { ShortCache } from './short-cache.ts';
 import type { WorkloadPod, WorkloadPodsReader } from './workload-pods.ts';
 
-export interface MetricsApiLoadSourceOptions {
+export interface MetricsApiLoadSourceOptions extends LoadFailureReporterOptions {
   readonly metrics: PodMetricsReader;
   readonly pods: WorkloadPodsReader;
   /** How long a usage list is reused (default 5 s; metrics-server resolves every 15 s or so). */
@@ -16,10 +14,6 @@ export interface MetricsApiLoadSourceOptions {
   /** How long a failure is reused (default 1 s). */
   readonly failureTtlMs?: number | undefined;
   readonly maxCacheEntries?: number | undefined;
-  readonly clock: Clock;
-  readonly logger: Logger;
-  readonly errors: LoadErrorCounter;
-  readonly logIntervalMs?: number | undefined;
 }
 
 /** What the utilisation of a workload's pods comes to. */
@@ -88,12 +82,7 @@ export class MetricsApiLoadSource implements LoadSource {
     this.#cacheTtlMs = options.cacheTtlMs ?? 5_000;
     this.#failureTtlMs = options.failureTtlMs ?? 1_000;
     this.#cache = new ShortCache({ clock: options.clock, maxEntries: options.maxCacheEntries });
-    this.#reporter = new LoadFailureReporter({
-      errors: options.errors,
-      logger: options.logger,
-      clock: options.clock,
-      logIntervalMs: options.logIntervalMs,
-    });
+    this.#reporter = new LoadFailureReporter(options);
   }
 
   async need(query: NeedQuery, signal: AbortSignal): Promise<NeedFact> {

@@ -1,7 +1,5 @@
-import type { Logger } from 'pino';
-import type { Clock } from '../clock.ts';
 import type { NeedFact, Policy } from '../core/types.ts';
-import { type LoadErrorCounter, LoadFailureReporter, type LoadSourceName } from './load-failures.ts';
+import { LoadFailureReporter, type LoadSourceName, type LoadFailureReporterOptions } from './load-failures.ts';
 import type { LoadSource, NeedQuery } from './load-source.ts';
 import { StaticLoadSource } from './static-load-source.ts';
 
@@ -12,7 +10,7 @@ import { StaticLoadSource } from './static-load-source.ts';
  */
 export const KINDS_WITHOUT_LOAD_SIGNAL: ReadonlySet<string> = new Set(['Job', 'CronJob', 'DaemonSet', 'Pod']);
 
-export interface PolicyLoadSourceOptions {
+export interface PolicyLoadSourceOptions extends LoadFailureReporterOptions {
   /** Wired when a Prometheus URL is configured. */
   readonly prometheus?: LoadSource | undefined;
   /** Wired when the metrics API and the workloads' pods are available (a cluster view). */
@@ -21,10 +19,6 @@ export interface PolicyLoadSourceOptions {
   readonly hpa?: LoadSource | undefined;
   /** The static need; {@link StaticLoadSource} unless given. */
   readonly static?: LoadSource | undefined;
-  readonly clock: Clock;
-  readonly logger: Logger;
-  readonly errors: LoadErrorCounter;
-  readonly logIntervalMs?: number | undefined;
 }
 
 /** The live source a policy's `need` names, if any. */
@@ -56,12 +50,7 @@ export class PolicyLoadSource implements LoadSource {
   constructor(options: PolicyLoadSourceOptions) {
     this.#sources = { prometheus: options.prometheus, 'metrics-api': options.metricsApi, hpa: options.hpa };
     this.#static = options.static ?? new StaticLoadSource();
-    this.#reporter = new LoadFailureReporter({
-      errors: options.errors,
-      logger: options.logger,
-      clock: options.clock,
-      logIntervalMs: options.logIntervalMs,
-    });
+    this.#reporter = new LoadFailureReporter(options);
   }
 
   async need(query: NeedQuery, signal: AbortSignal): Promise<NeedFact> {

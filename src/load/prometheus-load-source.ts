@@ -1,9 +1,7 @@
-import type { Logger } from 'pino';
-import type { Clock } from '../clock.ts';
 import { needByHpaRule } from '../core/need-rule.ts';
 import type { NeedFact } from '../core/types.ts';
 import { excerpt, lookupSignals, readBodyCapped, requestFailure } from './http-failure.ts';
-import { type LoadErrorCounter, type LoadFailure, LoadFailureReporter } from './load-failures.ts';
+import { type LoadFailure, LoadFailureReporter, type LoadFailureReporterOptions } from './load-failures.ts';
 import type { LoadSource, NeedQuery } from './load-source.ts';
 import { interpretQueryAnswer, type PrometheusAnswer } from './prometheus-response.ts';
 import { renderQuery } from './promql-template.ts';
@@ -12,7 +10,7 @@ import { ShortCache } from './short-cache.ts';
 /** The HTTP boundary: global `fetch` unless a test counts calls. */
 export type FetchFunction = (input: string | URL, init: RequestInit) => Promise<Response>;
 
-export interface PrometheusLoadSourceOptions {
+export interface PrometheusLoadSourceOptions extends LoadFailureReporterOptions {
   /** Base URL of the Prometheus HTTP API (a path prefix is kept: `http://host/prometheus/`). */
   readonly url: string;
   /** Deadline of one query, well inside the webhook's timeout (default 2 s). */
@@ -28,12 +26,6 @@ export interface PrometheusLoadSourceOptions {
   /** Largest answer read, in bytes (default 1 MiB; one sample is a few hundred). */
   readonly maxResponseBytes?: number | undefined;
   readonly fetch?: FetchFunction | undefined;
-  readonly clock: Clock;
-  readonly logger: Logger;
-  /** `replica_guard_load_source_errors_total{source, reason}`. */
-  readonly errors: LoadErrorCounter;
-  /** A failure class is logged at most once per interval (default 60 s). */
-  readonly logIntervalMs?: number | undefined;
 }
 
 export const PROMETHEUS_DEFAULTS = {
@@ -77,12 +69,7 @@ export class PrometheusLoadSource implements LoadSource {
     this.#headers = options.headers ?? {};
     this.#fetch = options.fetch ?? ((input, init) => fetch(input, init));
     this.#cache = new ShortCache({ clock: options.clock, maxEntries: options.maxCacheEntries });
-    this.#reporter = new LoadFailureReporter({
-      errors: options.errors,
-      logger: options.logger,
-      clock: options.clock,
-      logIntervalMs: options.logIntervalMs,
-    });
+    this.#reporter = new LoadFailureReporter(options);
   }
 
   /** The query endpoint, for messages. */

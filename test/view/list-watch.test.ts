@@ -172,7 +172,7 @@ describe('ListWatch against the fake API server', () => {
     fake.put('configmaps', cm('a'));
     let failing = true;
     const times: number[] = [];
-    fake.intercept((req) => {
+    fake.intercept(() => {
       if (!failing) return undefined;
       times.push(performance.now());
       return { status: 500, reason: 'InternalError' };
