@@ -1,4 +1,7 @@
 import { z } from 'zod';
+import { MAX_METRICS_WINDOW_MS } from './core/ledger-state.ts';
+import { NORMALISATIONS, riskDefaults, type RiskSettings } from './core/risk.ts';
+import { riskMetricsDefaults } from './telemetry/risk-metrics.ts';
 
 const port = z.number().int().min(0).max(65535);
 
@@ -103,11 +106,33 @@ export const configSchema = z.strictObject({
       lossGrace: durationMs.default(60_000),
       /** How long a pod's end waits for the other watches' events before it is judged. */
       lossSettle: durationMs.default(5_000),
+      /**
+       * Custom resources that run pods without a scale subresource (a RayCluster, a KEDA
+       * ScaledObject, a Knative Service): counted by paths, in the view and in admission.
+       * Paths are dotted; `[]` steps into every element of an array.
+       */
+      customResources: z
+        .array(
+          z.strictObject({
+            group: z.string().min(1),
+            version: z.string().min(1),
+            resource: z.string().min(1),
+            kind: z.string().min(1),
+            countPaths: z.array(z.string().min(1)).min(1),
+            defaultCount: z.number().int().min(0).optional(),
+            fixedCount: z.number().int().min(0).optional(),
+            podTemplatePaths: z.array(z.string().min(1)).default([]),
+          }),
+        )
+        .default([]),
     })
     .prefault({}),
   ledger: z
     .strictObject({
-      /** How long episode keys and held requests are kept: the metrics window. */
+      /**
+       * How long episode keys and held requests are kept. Raised to `metrics.window` when
+       * shorter, so that a retry within the metrics window is never counted twice.
+       */
       window: durationMs.default(3_600_000),
       maxEpisodes: z.number().int().min(1).default(100_000),
       /** Compare-and-swap attempts of one shared-ledger round before the growth is denied. */
@@ -135,8 +160,52 @@ export const configSchema = z.strictObject({
         .optional(),
     })
     .prefault({}),
+  /** The risk metrics (core/risk.ts, telemetry/risk-metrics.ts). */
+  metrics: z
+    .strictObject({
+      /** The sliding window of the risk gauges (the recording rules take theirs as a parameter). */
+      window: durationMs
+        .refine((ms) => ms >= 60_000 && ms <= MAX_METRICS_WINDOW_MS, {
+          error: `metrics.window must lie between 1m and ${MAX_METRICS_WINDOW_MS / 3_600_000}h (the ledger keeps one-minute buckets for at most that long)`,
+        })
+        .default(riskDefaults.windowMs),
+      /** Agents with a label of their own; further agents are folded into `other`. */
+      maxAgents: z.number().int().min(0).max(10_000).default(riskMetricsDefaults.maxAgents),
+      /** Weights of OR and AOC_norm in ΦR; each in [0, 1], together at most 1. */
+      alpha: z.number().min(0).max(1).default(riskDefaults.alpha),
+      beta: z.number().min(0).max(1).default(riskDefaults.beta),
+      /** Instances above need that are not overuse (0: any instance above need is, as in the paper). */
+      tolerance: z.number().int().min(0).default(riskDefaults.tolerance),
+      /** ΦR at or above this is high risk (dashboards and alerts). */
+      highRiskLine: z.number().min(0).max(1).default(riskDefaults.highRiskLine),
+      /** How AOC is brought into [0, 1]: `need-sum` is min(1, AOC / Σ need). */
+      normalisation: z.enum(NORMALISATIONS).default(riskDefaults.normalisation),
+      /** How long one read of the agents' ledger states serves scrapes of the gauges. */
+      cacheTtl: durationMs.default(riskMetricsDefaults.cacheTtlMs),
+    })
+    .refine((m) => m.alpha + m.beta <= 1, {
+      error: 'metrics.alpha + metrics.beta must not exceed 1 (ΦR would leave [0, 1])',
+      path: ['beta'],
+    })
+    .prefault({}),
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 
 /** The configuration after defaults. */
 export type GuardConfig = z.output<typeof configSchema>;
+
+/**
+ * The risk settings in force: what the gauges compute with and what the rules generator
+ * and the dashboard must use to agree with them. Without a configuration: `riskDefaults`.
+ */
+export function riskSettingsOf(config: Pick<GuardConfig, 'metrics'>): RiskSettings {
+  const m = config.metrics;
+  return {
+    windowMs: m.window,
+    alpha: m.alpha,
+    beta: m.beta,
+    tolerance: m.tolerance,
+    highRiskLine: m.highRiskLine,
+    normalisation: m.normalisation,
+  };
+}

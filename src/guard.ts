@@ -11,10 +11,10 @@ import type { ClusterView } from './cluster/cluster-view.ts';
 import { InMemoryClusterView } from './cluster/in-memory-view.ts';
 import type { KubeConnection } from './cluster/kube-http.ts';
 import { KubeLedger } from './cluster/kube-ledger.ts';
-import { KubeView } from './cluster/kube-view.ts';
+import { KubeView, mappedKind } from './cluster/kube-view.ts';
 import { createLedgerMetrics, type Ledger } from './cluster/ledger.ts';
 import { type LossRecorder, startLossRecorder } from './cluster/loss-recorder.ts';
-import type { GuardConfig } from './config.ts';
+import { type GuardConfig, riskSettingsOf } from './config.ts';
 import { PolicyLoadSource } from './load/policy-load-source.ts';
 import { PrometheusLoadSource } from './load/prometheus-load-source.ts';
 import { compileAgentMatcher } from './policy/agent-matcher.ts';
@@ -22,6 +22,7 @@ import { formatProblem } from './policy/policy-loader.ts';
 import { PolicyStore } from './policy/policy-store.ts';
 import { watchPolicyDirectory } from './policy/policy-watcher.ts';
 import { createMetrics, type GuardMetrics } from './telemetry/metrics.ts';
+import { createRiskMetrics } from './telemetry/risk-metrics.ts';
 import { ensureCertificates } from './tls/certificate-store.ts';
 
 /** A guard wired and ready to listen: `main.ts` listens and handles signals. */
@@ -119,7 +120,8 @@ export async function assembleGuard(config: GuardConfig, deps: GuardDeps): Promi
   }
   const loadSource = new PolicyLoadSource({ prometheus, ...loadReporting });
 
-  const ledgerLimits = { windowMs: config.ledger.window };
+  // Episode keys must outlive the metrics window: a retry within it is then one episode.
+  const ledgerLimits = { windowMs: Math.max(config.ledger.window, config.metrics.window) };
   let view: ClusterView;
   let ledger: Ledger;
   let losses: LossRecorder | undefined;
@@ -135,6 +137,7 @@ export async function assembleGuard(config: GuardConfig, deps: GuardDeps): Promi
         requestTimeoutMs: config.view.requestTimeout,
       },
       listConcurrency: config.view.listConcurrency,
+      customResources: config.view.customResources,
       losses: { graceMs: config.view.lossGrace, settleMs: config.view.lossSettle },
       metrics: {
         cacheAge: metrics.viewCacheAge,
@@ -161,6 +164,14 @@ export async function assembleGuard(config: GuardConfig, deps: GuardDeps): Promi
     ledger = new InMemoryLedger({ ...ledgerLimits, maxEpisodes: config.ledger.maxEpisodes, metrics: createLedgerMetrics(registry) });
   }
 
+  const risk = createRiskMetrics(registry, {
+    ledger,
+    clock,
+    settings: riskSettingsOf(config),
+    maxAgents: config.metrics.maxAgents,
+    cacheTtlMs: config.metrics.cacheTtl,
+  });
+
   const handleReview = createReviewHandler({
     policies: () => active,
     view,
@@ -170,9 +181,11 @@ export async function assembleGuard(config: GuardConfig, deps: GuardDeps): Promi
     logger,
     metrics,
     scaleResources: config.scaleResources,
+    customKinds: config.view.customResources.map(mappedKind),
     deadlineMarginMs: config.deadline.margin,
     defaultTimeoutMs: config.deadline.defaultTimeout,
     maxStalenessMs: config.view.maxStaleness,
+    risk,
     onAdmitted: (change) => {
       const from = change.before?.steady ?? 0;
       const to = change.after?.steady;

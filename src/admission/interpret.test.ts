@@ -278,3 +278,42 @@ describe('interpretRequest: what the agent writes besides counts', () => {
     }
   });
 });
+
+describe('interpretRequest: custom resources counted by paths', () => {
+  it('counts a mapped resource by its paths and checks the accounts of its pod templates', async () => {
+    const { mappedKind } = await import('../cluster/kube-view.ts');
+    const rayCluster = mappedKind({
+      group: 'ray.io',
+      version: 'v1',
+      resource: 'rayclusters',
+      kind: 'RayCluster',
+      countPaths: ['spec.workerGroupSpecs[].replicas'],
+      fixedCount: 1,
+      podTemplatePaths: ['spec.headGroupSpec.template', 'spec.workerGroupSpecs[].template'],
+    });
+    const template = (sa: string) => ({ spec: { serviceAccountName: sa, containers: [{ name: 'ray', image: 'rayproject/ray:2' }] } });
+    const req = request('deployment-create-agent', (r) => {
+      r.request.resource = { group: 'ray.io', version: 'v1', resource: 'rayclusters' };
+      r.request.kind = { group: 'ray.io', version: 'v1', kind: 'RayCluster' };
+      r.request.name = 'ray';
+      r.request.object = {
+        metadata: { name: 'ray', namespace: 'agents', uid: 'uid-ray' },
+        spec: {
+          headGroupSpec: { template: template('agent-1') },
+          workerGroupSpecs: [
+            { replicas: 3, template: template('agent-1') },
+            { replicas: 4, template: template('other') },
+          ],
+        },
+      };
+    });
+    const i = interpretRequest(req, { view: emptyView(), scaleResources: [], customKinds: [rayCluster] });
+    const c = change(i);
+    expect(c.ref).toMatchObject({ group: 'ray.io', kind: 'RayCluster', name: 'ray' });
+    expect(c.after?.steady).toBe(8);
+    expect(c.createsWorkload).toBe(true);
+    expect(c.clamp).toBeNull();
+    expect(c.podServiceAccounts.map((s) => s.name).sort()).toEqual(['agent-1', 'agent-1', 'other']);
+    expect(interpretRequest(req, { view: emptyView(), scaleResources: [] })).toMatchObject({ type: 'unknown-kind' });
+  });
+});

@@ -27,6 +27,8 @@ export interface ScaleResource {
 export interface InterpretContext {
   readonly view: ClusterView;
   readonly scaleResources: readonly ScaleResource[];
+  /** Custom resources that run pods without a scale subresource, counted by configured paths. */
+  readonly customKinds?: readonly WorkloadKind[] | undefined;
 }
 
 /** What a request means for instance counts. */
@@ -65,6 +67,8 @@ export function interpretRequest(req: AdmissionRequest, ctx: InterpretContext): 
   if (kind) return interpretObject(req, ctx, kind);
   const custom = findScaleResource(ctx, group, resource);
   if (custom) return interpretCustom(req, custom);
+  const mapped = ctx.customKinds?.find((k) => k.group === group && k.resource === resource);
+  if (mapped) return interpretObject(req, ctx, mapped);
   return { type: 'unknown-kind', kind: req.kind.kind, resource: group ? `${resource}.${group}` : resource };
 }
 

@@ -12,7 +12,8 @@ import {
   holdRequested,
   lossesWithin,
   rateUsed,
-  recordEpisodeKey,
+  recordEpisodeOnce,
+  recordFamily,
   requestedFor,
   reserve,
   reservedInstances,
@@ -20,17 +21,20 @@ import {
 import { type Judgement, judge } from '../core/judge.ts';
 import { type Resolution, resolve } from '../core/resolve.ts';
 import { clonesMember, familyOf } from '../core/family.ts';
-import type { AgentIdentity, NeedFact, Policy, WorkloadChange, WorkloadRef } from '../core/types.ts';
+import { type EpisodeSums, episodeSums, needClassOf, riskDefaults } from '../core/risk.ts';
+import type { AgentIdentity, FamilyFact, NeedFact, Policy, WorkloadChange, WorkloadRef } from '../core/types.ts';
 import { GuardError } from '../errors.ts';
 import type { LoadSource } from '../load/load-source.ts';
 import type { AgentMatcher } from '../policy/agent-matcher.ts';
 import type { GuardMetrics } from '../telemetry/metrics.ts';
+import type { RiskMetrics } from '../telemetry/risk-metrics.ts';
 import { allowed, type Decision, denied, withAuditAnnotations, withWarnings } from './decision.ts';
 import { type Interpretation, interpretRequest, type ScaleResource } from './interpret.ts';
 import { type AdmissionReviewResponse, admissionResponse } from './response.ts';
 import { type AdmissionRequest, parseAdmissionReview, uidOf } from './review.ts';
 import { parseTimeoutParam } from './timeout-param.ts';
 import { decisionFor, type Webhook } from './verdict.ts';
+import type { WorkloadKind } from './workload-kinds.ts';
 
 /** The policy set that decides now, with its matcher compiled. */
 export interface ActivePolicies {
@@ -49,6 +53,8 @@ export interface ReviewHandlerDeps {
   readonly logger: Logger;
   readonly metrics: GuardMetrics;
   readonly scaleResources: readonly ScaleResource[];
+  /** Custom resources counted by configured paths (a RayCluster, a KEDA ScaledObject...). */
+  readonly customKinds?: readonly WorkloadKind[] | undefined;
   /** The guard answers this long before the apiserver's timeout. */
   readonly deadlineMarginMs: number;
   /** The timeout assumed when the apiserver sends none (its default is 10 s). */
@@ -57,6 +63,12 @@ export interface ReviewHandlerDeps {
   readonly maxStalenessMs: number;
   /** Told of every agent write the validating webhook admits (not dry-run): the loss recorder's cross-check. */
   readonly onAdmitted?: ((change: WorkloadChange) => void) | undefined;
+  /**
+   * The risk counters and gauges, and the tolerance episodes are counted with. Absent:
+   * no risk metrics in this process, but the ledger's episode buckets are still kept
+   * (with the default tolerance), so that other replicas' gauges stay complete.
+   */
+  readonly risk?: RiskMetrics | undefined;
 }
 
 /** An HTTP answer: the status and the JSON body. */
@@ -84,6 +96,7 @@ const KNOWN_KINDS = new Set([
 /** Builds the review handler: parse, identify, interpret, gather facts, decide, record, answer. */
 export function createReviewHandler(deps: ReviewHandlerDeps): ReviewHandler {
   const { metrics, clock, logger } = deps;
+  const tolerance = deps.risk?.settings.tolerance ?? riskDefaults.tolerance;
 
   const count = (webhook: Webhook, verdict: string, req: AdmissionRequest | undefined) =>
     metrics.requests.inc({
@@ -140,7 +153,11 @@ export function createReviewHandler(deps: ReviewHandlerDeps): ReviewHandler {
     policies: readonly Policy[],
     timeoutParam: string | undefined,
   ): Promise<Decision> {
-    const interpretation = interpretRequest(req, { view: deps.view, scaleResources: deps.scaleResources });
+    const interpretation = interpretRequest(req, {
+      view: deps.view,
+      scaleResources: deps.scaleResources,
+      customKinds: deps.customKinds,
+    });
     if (interpretation.type !== 'change') return uncounted(webhook, req, agent, interpretation);
 
     const timeoutMs = parseTimeoutParam(timeoutParam) ?? deps.defaultTimeoutMs;
@@ -223,10 +240,12 @@ export function createReviewHandler(deps: ReviewHandlerDeps): ReviewHandler {
       provenance = state.provenance.map((p) => p.uid);
       // Growth admitted (by any replica) that the view does not show yet still counts.
       const pending = reservedInstances(state, now) - reservedInstances(state, now, [workloadKeyOf(change)]);
+      const families: (FamilyFact | undefined)[] = [];
       const judgements = policies.map((policy, i) => {
         const ignore = policy.clones?.ignoreImages ?? [];
         const seen = familyOf(agent, deps.view, provenance, ignore, change.ref);
         const family = { ...seen, potential: seen.potential + pending };
+        families[i] = stale ? undefined : family;
         // A clone's need is 0: the whole clone is surplus unless the policy allows clones.
         const clone =
           change.createsWorkload &&
@@ -247,6 +266,7 @@ export function createReviewHandler(deps: ReviewHandlerDeps): ReviewHandler {
       const lead = leadJudgement(judgements, resolution);
       let held: number | undefined;
       let isNew: boolean | undefined;
+      let sums: EpisodeSums | undefined;
       if (spend && lead?.growth) {
         if (webhook === 'mutate' && resolution.type === 'clamp') {
           state = holdRequested(state, episodeKey(agent.username, change, lead.from, resolution.to), lead.to, now, limits);
@@ -254,9 +274,27 @@ export function createReviewHandler(deps: ReviewHandlerDeps): ReviewHandler {
         if (webhook === 'validate') {
           const key = episodeKey(agent.username, change, lead.from, lead.to);
           held = requestedFor(state, key, now, limits);
-          const recorded = recordEpisodeKey(state, key, now, limits);
+          // The episode's risk sums go into the ledger in the same write as its key, and only
+          // when the key is new: a retry loop can never inflate E, O or AOC.
+          const facts = episodeFacts(lead, held, decision.kind === 'denied');
+          sums = episodeSums(facts, { tolerance });
+          const recorded = recordEpisodeOnce(state, key, sums, now, limits);
           state = recorded.state;
           isNew = recorded.isNew;
+          const family = families[judgements.indexOf(lead)];
+          if (isNew && family) {
+            const measured = needClassOf(facts) === 'measured';
+            state = recordFamily(
+              state,
+              {
+                instances: family.potential + ownPotential(change, lead.policy, decision.kind === 'denied'),
+                workload: measured ? workloadKeyOf(change) : undefined,
+                need: measured ? (facts.need ?? undefined) : undefined,
+              },
+              now,
+              limits,
+            );
+          }
           if (decision.kind !== 'denied') {
             const added = addedPotential(change, lead.policy);
             state = reserve(state, { key, workload: workloadKeyOf(change), steady: lead.to, addedInstances: added }, now, limits);
@@ -266,10 +304,14 @@ export function createReviewHandler(deps: ReviewHandlerDeps): ReviewHandler {
           }
         }
       }
-      return { result: { judgements, resolution, decision, lead, held, isNew }, next: spend && state !== before ? state : undefined };
+      return {
+        result: { judgements, resolution, decision, lead, held, isNew, sums },
+        next: spend && state !== before ? state : undefined,
+      };
     };
     const settled = await deps.ledger.transact(agent.username, step);
     const { decision, lead } = settled;
+    if (writes) deps.risk?.seen(agent.username);
 
     let requested = lead?.to ?? change.after?.steady ?? 0;
     let episode: 'recorded' | 'duplicate' | undefined;
@@ -279,9 +321,10 @@ export function createReviewHandler(deps: ReviewHandlerDeps): ReviewHandler {
         decision.kind === 'denied' ? 'denied' : settled.held !== undefined && settled.held > lead.to ? 'clamped' : 'allowed';
       if (settled.isNew) {
         const key = episodeKey(agent.username, change, lead.from, lead.to);
-        deps.ledger.keepRecord(
-          episodeOf(key, agent, interpretation, lead, requested, verdict === 'denied' ? lead.from : lead.to, verdict, now),
-        );
+        const admitted = verdict === 'denied' ? lead.from : lead.to;
+        deps.ledger.keepRecord(episodeOf(key, agent, interpretation, lead, requested, admitted, verdict, now));
+        // Counted after the write committed, from the very sums it wrote.
+        if (settled.sums) deps.risk?.countEpisode(agent.username, settled.sums, requested - admitted);
       }
       episode = settled.isNew ? 'recorded' : 'duplicate';
     }
@@ -341,15 +384,28 @@ export function createReviewHandler(deps: ReviewHandlerDeps): ReviewHandler {
     if (webhook === 'validate' && !req.dryRun && grows && policy) {
       // Recorded after the answer: the ledger may be what is slow, and the answer is due now.
       const key = episodeKey(agent.username, change, from, to);
+      const fallbackEpisode: Episode = {
+        ...baseEpisode(key, agent, interpretation, policy.name, from, to),
+        admitted: decision.kind === 'denied' ? from : to,
+        need: null,
+        measured: true,
+        fallback: true,
+        verdict: decision.kind === 'denied' ? 'denied' : 'allowed',
+        at: clock.now(),
+      };
+      // A fallback episode: counted under need="fallback", outside OR and AOC.
+      const sums = episodeSums(fallbackEpisode, { tolerance });
+      deps.risk?.seen(agent.username);
       deps.ledger
-        .recordEpisode({
-          ...baseEpisode(key, agent, interpretation, policy.name, from, to),
-          admitted: decision.kind === 'denied' ? from : to,
-          need: null,
-          measured: true,
-          fallback: true,
-          verdict: decision.kind === 'denied' ? 'denied' : 'allowed',
-          at: clock.now(),
+        .transact(agent.username, (state) => {
+          const at = fallbackEpisode.at;
+          const out = recordEpisodeOnce(expire(state, at, deps.ledger.limits), key, sums, at, deps.ledger.limits);
+          return { result: out.isNew, next: out.isNew ? out.state : undefined };
+        })
+        .then((isNew) => {
+          if (!isNew) return;
+          deps.ledger.keepRecord(fallbackEpisode);
+          deps.risk?.countEpisode(agent.username, sums, fallbackEpisode.requested - fallbackEpisode.admitted);
         })
         .catch((err: unknown) => logger.error({ err, uid: req.uid }, 'could not record the episode of a deadline fallback'));
     }
@@ -460,6 +516,27 @@ interface Settled {
   readonly held: number | undefined;
   /** Whether the validating call recorded the episode key for the first time. */
   readonly isNew: boolean | undefined;
+  /** The episode's risk sums, as written to the ledger's buckets (validating call only). */
+  readonly sums: EpisodeSums | undefined;
+}
+
+/** The numbers of an episode the risk math needs, as the validating call knows them. */
+function episodeFacts(lead: Judgement, held: number | undefined, denied: boolean) {
+  return {
+    from: lead.from,
+    // The agent's own count: held by the mutating call when it clamped, else what reached us.
+    requested: held ?? lead.to,
+    admitted: denied ? lead.from : lead.to,
+    need: lead.needUsed,
+    measured: lead.need.kind !== 'unmeasured',
+    fallback: lead.fallback,
+  };
+}
+
+/** Potential instances of the judged workload after the decision (before it, when denied). */
+function ownPotential(change: WorkloadChange, policy: Policy, denied: boolean): number {
+  const count = denied ? change.before : change.after;
+  return count ? potentialOf(countUnderPolicy(count, policy.limits)) : 0;
 }
 
 /** Potential instances the change adds, as the deciding policy counts them (CronJob overlap). */

@@ -28,3 +28,10 @@ describe('webhook rules', () => {
     expect(resourcesOf('example.com', rules)).toEqual(['agentpools', 'agentpools/scale']);
   });
 });
+
+describe('webhook rules for custom resources counted by paths', () => {
+  it('add the resource itself', () => {
+    const rules = webhookRules([], [{ group: 'ray.io', resource: 'rayclusters' }]);
+    expect(rules.find((r) => r.apiGroups.includes('ray.io'))?.resources).toEqual(['rayclusters']);
+  });
+});

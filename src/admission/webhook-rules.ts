@@ -14,11 +14,14 @@ const OPERATIONS = ['CREATE', 'UPDATE', 'DELETE'] as const;
 
 /**
  * Every resource through which an agent can add instances, as webhook rules: the
- * built-in kinds, the `scale` subresource of those that have one, and the configured
- * scale resources. DELETE is included so that the view learns a workload is gone.
+ * built-in kinds, the `scale` subresource of those that have one, the configured
+ * scale resources and the custom resources counted by paths. DELETE is included so that the view learns a workload is gone.
  * The chart renders exactly this list, and a test holds the two together.
  */
-export function webhookRules(scaleResources: readonly ScaleResource[] = []): WebhookRule[] {
+export function webhookRules(
+  scaleResources: readonly ScaleResource[] = [],
+  customResources: readonly { readonly group: string; readonly resource: string }[] = [],
+): WebhookRule[] {
   const byGroup = new Map<string, Set<string>>();
   const add = (group: string, resource: string) => {
     const set = byGroup.get(group) ?? new Set<string>();
@@ -33,6 +36,7 @@ export function webhookRules(scaleResources: readonly ScaleResource[] = []): Web
     add(r.group, r.resource);
     add(r.group, `${r.resource}/scale`);
   }
+  for (const r of customResources) add(r.group, r.resource);
   return [...byGroup.entries()]
     .sort(([a], [b]) => a.localeCompare(b))
     .map(([group, resources]) => ({

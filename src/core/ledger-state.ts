@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { addEpisodeSums, type BasisSums, type EpisodeSums, NO_EPISODES, type RiskOptions, type RiskReport, riskOf } from './risk.ts';
 
 /**
  * One agent's shared ledger state (DESIGN.md "State, and more than one replica"), as a
@@ -12,6 +13,14 @@ import { createHash } from 'node:crypto';
  * Every mutator returns the SAME object when nothing changed, so a caller can tell
  * "nothing to write" by reference equality. Times are stored as epoch milliseconds and
  * minutes (compact JSON); collections keep insertion order, oldest first.
+ *
+ * The risk metrics (core/risk.ts) add three optional fields to version 1: per-minute
+ * episode sums (`episodeBuckets`), the family's size at the latest episode (`family`) and
+ * the latest need of each workload judged (`workloadNeeds`). They are optional and absent
+ * when empty, so the format stays version 1: an older guard reads everything it knows and
+ * ignores them (and, writing back, drops them: the gauges of that agent restart empty
+ * during a rolling upgrade, while the counters, the source of truth, are unaffected); a
+ * state without them reads as "no episodes yet".
  */
 
 /** The format version this code writes. Readers accept it and every newer one. */
@@ -19,6 +28,14 @@ export const LEDGER_STATE_VERSION = 1;
 
 /** The longest window the ledger keeps buckets for: 24 h of one-minute buckets. */
 export const MAX_WINDOW_MS = 24 * 60 * 60 * 1000;
+
+/**
+ * The longest metrics window the episode buckets cover: 6 h of one-minute buckets. An
+ * episode bucket is the largest entry of the state (ten numbers); 360 of them fit in the
+ * size bound next to everything else, 1440 would not. Longer windows are for the
+ * recording rules, which work from the counters.
+ */
+export const MAX_METRICS_WINDOW_MS = 6 * 60 * 60 * 1000;
 
 const MINUTE_MS = 60_000;
 /** Replica counts are int32 in the Kubernetes API; larger inputs are a bug upstream. */
@@ -39,6 +56,10 @@ export interface LedgerBounds {
   /** One-minute buckets, for the rate and for losses each. */
   readonly buckets: number;
   readonly losses: number;
+  /** One-minute episode buckets of the risk metrics. */
+  readonly episodeBuckets: number;
+  /** Workloads whose latest need is kept for the family's need. */
+  readonly workloadNeeds: number;
 }
 
 export const LEDGER_BOUNDS: LedgerBounds = {
@@ -48,6 +69,8 @@ export const LEDGER_BOUNDS: LedgerBounds = {
   reservations: 200,
   buckets: MAX_WINDOW_MS / MINUTE_MS,
   losses: 500,
+  episodeBuckets: MAX_METRICS_WINDOW_MS / MINUTE_MS,
+  workloadNeeds: 50,
 };
 
 /** The windows and bounds the pure functions work with. */
@@ -132,6 +155,25 @@ export interface LossEntry {
   readonly at: number;
 }
 
+/** The sums of the episodes recorded in one epoch minute (core/risk.ts's sufficient statistics). */
+export interface EpisodeBucket extends EpisodeSums {
+  readonly minute: number;
+}
+
+/** The family's potential instances as the decision that recorded the latest episode saw them. */
+export interface FamilySnapshot {
+  readonly instances: number;
+  readonly at: number;
+}
+
+/** The latest measured need of a workload the agent's episodes judged. */
+export interface WorkloadNeed {
+  /** Stored as `compactId(workloadKeyOf(change))`. */
+  readonly workload: string;
+  readonly need: number;
+  readonly at: number;
+}
+
 export interface AgentLedgerState {
   readonly version: number;
   readonly held: readonly HeldRequest[];
@@ -149,6 +191,15 @@ export interface AgentLedgerState {
   readonly lossBuckets: readonly MinuteBucket[];
   /** Entries dropped by a bound while still live, cumulative, by collection. */
   readonly evictions: Readonly<Record<LedgerCollection, number>>;
+  /**
+   * Per-minute sums of the agent's new episodes, for the windowed risk gauges (absent:
+   * none). Recorded only when an episode key is recorded as new, so a retry never adds.
+   */
+  readonly episodeBuckets?: readonly EpisodeBucket[] | undefined;
+  /** The family's size at the latest episode (absent: none within the window). */
+  readonly family?: FamilySnapshot | undefined;
+  /** The latest need of each workload judged within the window (absent: none). */
+  readonly workloadNeeds?: readonly WorkloadNeed[] | undefined;
 }
 
 const NO_EVICTIONS: Readonly<Record<LedgerCollection, number>> = {
@@ -185,7 +236,10 @@ export function isEmptyState(state: AgentLedgerState): boolean {
     state.reservations.length === 0 &&
     state.rate.length === 0 &&
     state.losses.length === 0 &&
-    state.lossBuckets.length === 0
+    state.lossBuckets.length === 0 &&
+    (state.episodeBuckets ?? []).length === 0 &&
+    state.family === undefined &&
+    (state.workloadNeeds ?? []).length === 0
   );
 }
 
@@ -216,6 +270,8 @@ function boundsOf(limits: LedgerLimits): LedgerBounds {
     reservations: pick('reservations'),
     buckets: pick('buckets'),
     losses: pick('losses'),
+    episodeBuckets: pick('episodeBuckets'),
+    workloadNeeds: pick('workloadNeeds'),
   };
 }
 
@@ -233,7 +289,7 @@ function count(value: number, what: string): number {
 const msOf = (now: Date): number => now.getTime();
 const minuteOf = (ms: number): number => Math.floor(ms / MINUTE_MS);
 /** A bucket counts toward a window when any part of its minute lies inside it: the rounding errs strict. */
-const bucketInWindow = (b: MinuteBucket, from: number): boolean => (b.minute + 1) * MINUTE_MS > from;
+const bucketInWindow = (b: { readonly minute: number }, from: number): boolean => (b.minute + 1) * MINUTE_MS > from;
 
 // ---- small immutable helpers --------------------------------------------------------------
 
@@ -310,17 +366,19 @@ export function expire(state: AgentLedgerState, now: Date, limits: LedgerLimits)
   const rate = keepSame(state.rate, (b) => bucketInWindow(b, longCutoff));
   const losses = keepSame(state.losses, (l) => l.at >= longCutoff);
   const lossBuckets = keepSame(state.lossBuckets, (b) => bucketInWindow(b, longCutoff));
+  const expired = expireRisk(state, cutoff);
   if (
     held === state.held &&
     episodeKeys === state.episodeKeys &&
     reservations === state.reservations &&
     rate === state.rate &&
     losses === state.losses &&
-    lossBuckets === state.lossBuckets
+    lossBuckets === state.lossBuckets &&
+    expired === state
   ) {
     return state;
   }
-  return { ...state, held, episodeKeys, reservations, rate, losses, lossBuckets };
+  return { ...expired, held, episodeKeys, reservations, rate, losses, lossBuckets };
 }
 
 // ---- held requests -------------------------------------------------------------------------
@@ -612,6 +670,213 @@ export function lossesWithin(state: AgentLedgerState, windowMs: number, now: Dat
   return sum;
 }
 
+// ---- risk metrics ----------------------------------------------------------------------------
+
+/**
+ * Records an episode key and, only when it is new, the episode's sums in the bucket of
+ * this minute: the mutating call's twin, the apiserver's retries and an agent's retry
+ * loop find the key and add nothing, so they can never inflate E, O or AOC. `sums` comes
+ * from `episodeSums` (core/risk.ts) with the tolerance in force; the counts must be whole
+ * numbers (instances).
+ */
+export function recordEpisodeOnce(
+  state: AgentLedgerState,
+  key: string,
+  sums: EpisodeSums,
+  now: Date,
+  limits: LedgerLimits,
+): { readonly state: AgentLedgerState; readonly isNew: boolean } {
+  const recorded = recordEpisodeKey(state, key, now, limits);
+  if (!recorded.isNew) return recorded;
+  checkSums(sums);
+  const buckets = addEpisodeBucket(recorded.state.episodeBuckets ?? [], minuteOf(msOf(now)), sums, boundsOf(limits).episodeBuckets);
+  return { state: { ...recorded.state, episodeBuckets: buckets }, isNew: true };
+}
+
+/**
+ * The sums of the episodes recorded within the window ending at `now` (whole minutes,
+ * rounded outward like the rate). Sums of per-minute sums: the same numbers a sum over
+ * the episodes themselves gives (core/risk.ts explains why that is enough for the ratios).
+ */
+export function episodeSumsWithin(state: AgentLedgerState, windowMs: number, now: Date): EpisodeSums {
+  const from = msOf(now) - windowMs;
+  const to = minuteOf(msOf(now));
+  let sums = NO_EPISODES;
+  for (const b of state.episodeBuckets ?? []) {
+    if (bucketInWindow(b, from) && b.minute <= to) sums = addEpisodeSums(sums, b);
+  }
+  return sums;
+}
+
+/** OR, AOC, SR, AOC_norm and ΦR of the agent over the window ending at `now`. */
+export function riskWithin(
+  state: AgentLedgerState,
+  windowMs: number,
+  now: Date,
+  options: Pick<RiskOptions, 'alpha' | 'beta' | 'normalisation'>,
+): RiskReport {
+  return riskOf(episodeSumsWithin(state, windowMs, now), options);
+}
+
+/** What a decision saw of the family when it recorded an episode. */
+export interface FamilyObservation {
+  /** Potential instances of the whole family after the decision. */
+  readonly instances: number;
+  /** The workload judged and its measured need; absent when the need was not measured. */
+  readonly workload?: string | undefined;
+  readonly need?: number | undefined;
+}
+
+/**
+ * Keeps the family's size as the decision that recorded the latest episode saw it, and
+ * the need it measured for the workload, replacing that workload's previous need.
+ */
+export function recordFamily(state: AgentLedgerState, seen: FamilyObservation, now: Date, limits: LedgerLimits): AgentLedgerState {
+  const t = msOf(now);
+  const family: FamilySnapshot = { instances: count(seen.instances, 'instances'), at: t };
+  let workloadNeeds = state.workloadNeeds;
+  if (seen.workload !== undefined && seen.need !== undefined) {
+    const id = compactId(seen.workload);
+    const rest = (workloadNeeds ?? []).filter((w) => w.workload !== id);
+    workloadNeeds = capOldest([...rest, { workload: id, need: count(seen.need, 'need'), at: t }], boundsOf(limits).workloadNeeds, () => true).kept;
+  }
+  return { ...state, family, workloadNeeds };
+}
+
+/**
+ * The family's size and need over the window ending at `now`: the potential instances
+ * at the latest episode within it, and the sum of the latest need of each workload an
+ * episode judged within it. Undefined when no episode within the window saw the family.
+ */
+export function familyWithin(
+  state: AgentLedgerState,
+  windowMs: number,
+  now: Date,
+): { readonly instances: number; readonly need: number } | undefined {
+  const from = msOf(now) - windowMs;
+  if (!state.family || state.family.at < from) return undefined;
+  let need = 0;
+  for (const w of state.workloadNeeds ?? []) if (w.at >= from) need += w.need;
+  return { instances: state.family.instances, need };
+}
+
+function checkSums(sums: EpisodeSums): void {
+  const whole = (v: number, what: string) => {
+    if (!Number.isSafeInteger(v) || v < 0) throw new RangeError(`episode ${what} must be a whole number of 0 or more, got ${v}`);
+  };
+  whole(sums.measured, 'count');
+  whole(sums.needSum, 'need');
+  whole(sums.fallback, 'fallback count');
+  whole(sums.unmeasured, 'unmeasured count');
+  for (const b of [sums.requested, sums.admitted]) {
+    whole(b.overuse, 'overuse');
+    whole(b.growth, 'growth');
+    whole(b.surplus, 'surplus');
+  }
+}
+
+const capped = (a: number, b: number): number => Math.min(Number.MAX_SAFE_INTEGER, a + b);
+const addBasisCapped = (a: BasisSums, b: BasisSums): BasisSums => ({
+  overuse: capped(a.overuse, b.overuse),
+  growth: capped(a.growth, b.growth),
+  surplus: capped(a.surplus, b.surplus),
+});
+
+function bucketOf(minute: number, sums: EpisodeSums): EpisodeBucket {
+  return {
+    minute,
+    measured: sums.measured,
+    needSum: sums.needSum,
+    fallback: sums.fallback,
+    unmeasured: sums.unmeasured,
+    requested: { overuse: sums.requested.overuse, growth: sums.requested.growth, surplus: sums.requested.surplus },
+    admitted: { overuse: sums.admitted.overuse, growth: sums.admitted.growth, surplus: sums.admitted.surplus },
+  };
+}
+
+function mergeBucket(a: EpisodeBucket, sums: EpisodeSums): EpisodeBucket {
+  return {
+    minute: a.minute,
+    measured: capped(a.measured, sums.measured),
+    needSum: capped(a.needSum, sums.needSum),
+    fallback: capped(a.fallback, sums.fallback),
+    unmeasured: capped(a.unmeasured, sums.unmeasured),
+    requested: addBasisCapped(a.requested, sums.requested),
+    admitted: addBasisCapped(a.admitted, sums.admitted),
+  };
+}
+
+/** Adds to the bucket of `minute`, keeping buckets sorted by minute; caps by dropping the oldest. */
+function addEpisodeBucket(buckets: readonly EpisodeBucket[], minute: number, sums: EpisodeSums, cap: number): readonly EpisodeBucket[] {
+  const out = buckets.slice();
+  let i = out.length;
+  while (i > 0 && (out[i - 1] as EpisodeBucket).minute > minute) i--;
+  const at = out[i - 1];
+  if (at && at.minute === minute) out[i - 1] = mergeBucket(at, sums);
+  else out.splice(i, 0, bucketOf(minute, sums));
+  // The metrics window is at most MAX_METRICS_WINDOW_MS, which the cap covers: what it
+  // drops lies outside every window a gauge is computed over.
+  return capOldest(out, cap, () => true).kept;
+}
+
+/** Buckets sorted by minute with one per minute (input from elsewhere may repeat one). */
+function mergeSameMinute(buckets: readonly EpisodeBucket[]): readonly EpisodeBucket[] {
+  const out: EpisodeBucket[] = [];
+  for (const b of buckets) {
+    const last = out[out.length - 1];
+    if (last && last.minute === b.minute) out[out.length - 1] = mergeBucket(last, b);
+    else out.push(b);
+  }
+  return out;
+}
+
+/** Drops episode buckets, the family snapshot and workload needs past the metrics window. */
+function expireRisk(state: AgentLedgerState, cutoff: number): AgentLedgerState {
+  const buckets = state.episodeBuckets && orAbsent(keepSame(state.episodeBuckets, (b) => bucketInWindow(b, cutoff)));
+  const needs = state.workloadNeeds && orAbsent(keepSame(state.workloadNeeds, (w) => w.at >= cutoff));
+  const familyGone = state.family !== undefined && state.family.at < cutoff;
+  if (buckets === state.episodeBuckets && needs === state.workloadNeeds && !familyGone) return state;
+  return { ...state, episodeBuckets: buckets, workloadNeeds: needs, family: familyGone ? undefined : state.family };
+}
+
+/** An emptied optional collection is left absent, so that it reads back (and compares) as it was written. */
+function orAbsent<T>(items: readonly T[]): readonly T[] | undefined {
+  return items.length === 0 ? undefined : items;
+}
+
+function capRisk(state: AgentLedgerState, b: LedgerBounds): AgentLedgerState {
+  const buckets = state.episodeBuckets && capOldest(state.episodeBuckets, b.episodeBuckets, () => true).kept;
+  const needs = state.workloadNeeds && capOldest(state.workloadNeeds, b.workloadNeeds, () => true).kept;
+  if (buckets === state.episodeBuckets && needs === state.workloadNeeds) return state;
+  return { ...state, episodeBuckets: buckets, workloadNeeds: needs };
+}
+
+/** The risk fields that hold something, for writing and for building a parsed state. */
+function riskFields(state: Pick<AgentLedgerState, 'episodeBuckets' | 'family' | 'workloadNeeds'>): Partial<AgentLedgerState> {
+  const out: { episodeBuckets?: readonly EpisodeBucket[]; family?: FamilySnapshot; workloadNeeds?: readonly WorkloadNeed[] } = {};
+  if (state.episodeBuckets && state.episodeBuckets.length > 0) out.episodeBuckets = state.episodeBuckets;
+  if (state.family) out.family = state.family;
+  if (state.workloadNeeds && state.workloadNeeds.length > 0) out.workloadNeeds = state.workloadNeeds;
+  return out;
+}
+
+function readBasis(v: unknown): BasisSums | undefined {
+  if (!isObject(v)) return undefined;
+  const { overuse, growth, surplus } = v;
+  const n = Number.MAX_SAFE_INTEGER;
+  return isCount(overuse, n) && isCount(growth, n) && isCount(surplus, n) ? { overuse, growth, surplus } : undefined;
+}
+
+function readEpisodeBucket(v: Fields): EpisodeBucket | undefined {
+  const n = Number.MAX_SAFE_INTEGER;
+  const requested = readBasis(v.requested);
+  const admitted = readBasis(v.admitted);
+  if (!requested || !admitted) return undefined;
+  if (!isCount(v.minute, MAX_TIME_MS / MINUTE_MS)) return undefined;
+  if (!isCount(v.measured, n) || !isCount(v.needSum, n) || !isCount(v.fallback, n) || !isCount(v.unmeasured, n)) return undefined;
+  return { minute: v.minute, measured: v.measured, needSum: v.needSum, fallback: v.fallback, unmeasured: v.unmeasured, requested, admitted };
+}
+
 // ---- bounds ------------------------------------------------------------------------------------------
 
 /**
@@ -631,7 +896,7 @@ export function enforceBounds(input: AgentLedgerState, limits: LedgerLimits, now
   const lossBuckets = capOldest(state.lossBuckets, b.buckets, () => true);
   const total =
     held.evicted + episodeKeys.evicted + provenance.evicted + rate.evicted + losses.evicted + lossBuckets.evicted;
-  if (total === 0) return state;
+  if (total === 0) return capRisk(state, b);
   let evictions = state.evictions;
   evictions = bump(evictions, 'held', held.evicted);
   evictions = bump(evictions, 'episodeKeys', episodeKeys.evicted);
@@ -639,7 +904,7 @@ export function enforceBounds(input: AgentLedgerState, limits: LedgerLimits, now
   evictions = bump(evictions, 'rate', rate.evicted);
   evictions = bump(evictions, 'losses', losses.evicted + lossBuckets.evicted);
   return {
-    ...state,
+    ...capRisk(state, b),
     held: held.kept,
     episodeKeys: episodeKeys.kept,
     provenance: provenance.kept,
@@ -664,6 +929,8 @@ export function serializeState(state: AgentLedgerState): string {
     losses: state.losses,
     lossBuckets: state.lossBuckets,
     evictions: state.evictions,
+    // Written only when there is something: a state without episodes keeps its exact v1 form.
+    ...riskFields(state),
   });
 }
 
@@ -746,8 +1013,29 @@ export function parseState(text: string | undefined, limits: LedgerLimits = DEFA
       if (isCount(n, Number.MAX_SAFE_INTEGER)) evictions[c] = n;
     }
   }
+  const episodeBuckets = list<EpisodeBucket>('episodeBuckets', readEpisodeBucket).sort((a, b) => a.minute - b.minute);
+  const workloadNeeds = list<WorkloadNeed>('workloadNeeds', (v) =>
+    isId(v.workload) && isCount(v.need) && isTime(v.at) ? { workload: v.workload, need: v.need, at: v.at } : undefined,
+  );
+  let family: FamilySnapshot | undefined;
+  if (raw.family !== undefined) {
+    const f = raw.family;
+    if (isObject(f) && isCount(f.instances, Number.MAX_SAFE_INTEGER) && isTime(f.at)) family = { instances: f.instances, at: f.at };
+    else problems.push('family: unreadable; ignored');
+  }
   const state = enforceBounds(
-    { version: LEDGER_STATE_VERSION, held, episodeKeys, provenance, reservations, rate, losses, lossBuckets, evictions },
+    {
+      version: LEDGER_STATE_VERSION,
+      held,
+      episodeKeys,
+      provenance,
+      reservations,
+      rate,
+      losses,
+      lossBuckets,
+      evictions,
+      ...riskFields({ episodeBuckets: mergeSameMinute(episodeBuckets), family, workloadNeeds }),
+    },
     limits,
   );
   return { state, problems, sourceVersion: version as number };
