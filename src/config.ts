@@ -106,6 +106,10 @@ export const configSchema = z.strictObject({
       lossGrace: durationMs.default(60_000),
       /** How long a pod's end waits for the other watches' events before it is judged. */
       lossSettle: durationMs.default(5_000),
+      /** How long a SubjectAccessReview answer (may the agent write this HPA?) is reused. */
+      accessReviewTtl: durationMs.default(60_000),
+      /** Deadline of one SubjectAccessReview; past it the agent counts as able to write. */
+      accessReviewTimeout: durationMs.default(1_000),
       /**
        * Custom resources that run pods without a scale subresource (a RayCluster, a KEDA
        * ScaledObject, a Knative Service): counted by paths, in the view and in admission.
@@ -158,6 +162,20 @@ export const configSchema = z.strictObject({
           bearerTokenFile: z.string().optional(),
         })
         .optional(),
+      /**
+       * `need.metricsApi` on a cluster: PodMetrics from metrics.k8s.io through the API server
+       * connection. Without a cluster (the embedded default) such policies fall back to onUnavailable.
+       */
+      metricsApi: z
+        .strictObject({
+          /** Deadline of one PodMetrics list: well inside the webhook timeout minus deadline.margin. */
+          timeout: durationMs.default(2_000),
+          /** How long a list is reused (metrics-server resolves every 15 s or so). */
+          cacheTtl: durationMs.default(5_000),
+          /** How long a failure is reused. */
+          failureTtl: durationMs.default(1_000),
+        })
+        .prefault({}),
     })
     .prefault({}),
   /** The risk metrics (core/risk.ts, telemetry/risk-metrics.ts). */

@@ -8,6 +8,7 @@ import { buildApp, type GuardApp, type Readiness } from './app.ts';
 import type { Clock } from './clock.ts';
 import { InMemoryLedger } from './cluster/in-memory-ledger.ts';
 import type { ClusterView } from './cluster/cluster-view.ts';
+import { clusterLoadSources } from './cluster/cluster-load-sources.ts';
 import { InMemoryClusterView } from './cluster/in-memory-view.ts';
 import type { KubeConnection } from './cluster/kube-http.ts';
 import { KubeLedger } from './cluster/kube-ledger.ts';
@@ -15,6 +16,7 @@ import { KubeView, mappedKind } from './cluster/kube-view.ts';
 import { createLedgerMetrics, type Ledger } from './cluster/ledger.ts';
 import { type LossRecorder, startLossRecorder } from './cluster/loss-recorder.ts';
 import { type GuardConfig, riskSettingsOf } from './config.ts';
+import type { LoadSource } from './load/load-source.ts';
 import { PolicyLoadSource } from './load/policy-load-source.ts';
 import { PrometheusLoadSource } from './load/prometheus-load-source.ts';
 import { compileAgentMatcher } from './policy/agent-matcher.ts';
@@ -118,7 +120,11 @@ export async function assembleGuard(config: GuardConfig, deps: GuardDeps): Promi
     });
     logger.info({ endpoint: prometheus.endpoint, timeoutMs: promConfig.timeout }, 'need.prometheus policies query this endpoint');
   }
-  const loadSource = new PolicyLoadSource({ prometheus, ...loadReporting });
+  // metrics-api and hpa need a cluster (the view's pods and HPAs, the apiserver's metrics
+  // and access reviews): wired below in cluster mode; in the embedded default such
+  // policies fall back to onUnavailable.
+  let metricsApi: LoadSource | undefined;
+  let hpa: LoadSource | undefined;
 
   // Episode keys must outlive the metrics window: a retry within it is then one episode.
   const ledgerLimits = { windowMs: Math.max(config.ledger.window, config.metrics.window) };
@@ -137,6 +143,7 @@ export async function assembleGuard(config: GuardConfig, deps: GuardDeps): Promi
         requestTimeoutMs: config.view.requestTimeout,
       },
       listConcurrency: config.view.listConcurrency,
+      maxStalenessMs: config.view.maxStaleness,
       customResources: config.view.customResources,
       losses: { graceMs: config.view.lossGrace, settleMs: config.view.lossSettle },
       metrics: {
@@ -158,11 +165,25 @@ export async function assembleGuard(config: GuardConfig, deps: GuardDeps): Promi
       logger: logger.child({ component: 'ledger' }),
     });
     losses = startLossRecorder({ source: kubeView.losses, view: kubeView, ledger, matcher: () => active?.matcher, clock, logger, metrics });
+    ({ metricsApi, hpa } = clusterLoadSources({
+      connection: deps.cluster,
+      view: kubeView,
+      ledger,
+      metricsApi: {
+        timeoutMs: config.load.metricsApi.timeout,
+        cacheTtlMs: config.load.metricsApi.cacheTtl,
+        failureTtlMs: config.load.metricsApi.failureTtl,
+      },
+      accessReviews: { ttlMs: config.view.accessReviewTtl, timeoutMs: config.view.accessReviewTimeout },
+      ...loadReporting,
+    }));
     kubeView.start();
   } else {
     view = new InMemoryClusterView(config.facts.nodes ?? placeholderNodes(config.facts.nodeCount));
     ledger = new InMemoryLedger({ ...ledgerLimits, maxEpisodes: config.ledger.maxEpisodes, metrics: createLedgerMetrics(registry) });
   }
+
+  const loadSource = new PolicyLoadSource({ prometheus, metricsApi, hpa, ...loadReporting });
 
   const risk = createRiskMetrics(registry, {
     ledger,

@@ -1,7 +1,16 @@
 import { describe, expect, it } from 'vitest';
 import { placeholderNodes } from '../admission/node-eligibility.ts';
 import { builtInKind, type WorkloadKind } from '../admission/workload-kinds.ts';
-import { daemonSetCountInput, Interner, sameNode, stripNode, stripPod, stripWorkload } from './kube-snapshot.ts';
+import {
+  daemonSetCountInput,
+  Interner,
+  podCpuRequestMillis,
+  podSelectorOf,
+  sameNode,
+  stripNode,
+  stripPod,
+  stripWorkload,
+} from './kube-snapshot.ts';
 
 const TRACKED = new Set(['apps/Deployment', 'apps/ReplicaSet', 'batch/Job', 'batch/CronJob', '/Node']);
 const kind = (group: string, resource: string): WorkloadKind => {
@@ -121,6 +130,69 @@ describe('stripPod', () => {
     const bare = stripPod(podKind, { metadata: { name: 'b', namespace: 'a', uid: 'b1' }, spec: { containers: [{ image: 'x' }] } }, TRACKED, new Interner());
     expect(bare.facts).toMatchObject({ ownerUid: undefined, serviceAccount: 'default', phase: '' });
     expect(bare.bare).toMatchObject({ ref: { kind: 'Pod', name: 'b', uid: 'b1' }, count: { steady: 1 } });
+  });
+});
+
+describe('what the metrics-api source needs', () => {
+  const requesting = (cpu: unknown) => ({ name: 'c', image: 'x', resources: { requests: cpu === undefined ? {} : { cpu, memory: '1Gi' } } });
+
+  it("sums a pod's CPU requests over its containers and sidecars, in millicores", () => {
+    expect(podCpuRequestMillis({ containers: [requesting('250m'), requesting('0.5')] })).toBe(750);
+    // A sidecar (restartable init container) runs and is measured; a plain init container has ended.
+    expect(
+      podCpuRequestMillis({
+        initContainers: [{ ...requesting('100m'), restartPolicy: 'Always' }, requesting('4')],
+        containers: [requesting('1')],
+      }),
+    ).toBe(1100);
+    // A pod-level request replaces the sum.
+    expect(podCpuRequestMillis({ resources: { requests: { cpu: '2' } }, containers: [requesting(undefined)] })).toBe(2000);
+    expect(podCpuRequestMillis({ containers: [requesting('1500000n')] })).toBe(2);
+  });
+
+  it('has no CPU request when a running container requests none or the value is not a quantity', () => {
+    expect(podCpuRequestMillis({ containers: [requesting('1'), requesting(undefined)] })).toBeUndefined();
+    expect(podCpuRequestMillis({ containers: [{ name: 'c', image: 'x' }] })).toBeUndefined();
+    expect(podCpuRequestMillis({ containers: [requesting('lots')] })).toBeUndefined();
+    expect(podCpuRequestMillis({ containers: [] })).toBeUndefined();
+    expect(podCpuRequestMillis(undefined)).toBeUndefined();
+  });
+
+  it("keeps a pod's CPU request in its facts", () => {
+    const { facts } = stripPod(
+      kind('', 'pods'),
+      {
+        metadata: { name: 'p', namespace: 'a', uid: 'p1', ownerReferences: [{ apiVersion: 'apps/v1', kind: 'ReplicaSet', uid: 'rs', controller: true }] },
+        spec: { containers: [requesting('300m')] },
+      },
+      TRACKED,
+      new Interner(),
+    );
+    expect(facts.cpuRequestMillis).toBe(300);
+  });
+
+  it("writes a workload's selector in the API's labelSelector form", () => {
+    const deployment = { group: 'apps', kind: 'Deployment' };
+    expect(
+      podSelectorOf(deployment, {
+        spec: {
+          selector: {
+            matchLabels: { app: 'web' },
+            matchExpressions: [
+              { key: 'tier', operator: 'In', values: ['a', 'b'] },
+              { key: 'env', operator: 'NotIn', values: ['dev'] },
+              { key: 'team', operator: 'Exists' },
+              { key: 'canary', operator: 'DoesNotExist' },
+            ],
+          },
+        },
+      }),
+    ).toBe('app=web,tier in (a,b),env notin (dev),team,!canary');
+    expect(podSelectorOf({ group: '', kind: 'ReplicationController' }, { spec: { selector: { app: 'old' } } })).toBe('app=old');
+    expect(podSelectorOf({ group: 'apps', kind: 'StatefulSet' }, { spec: { selector: {} } })).toBe('');
+    // Kinds without a pod selector, and operators this code does not know: no selector.
+    expect(podSelectorOf({ group: 'batch', kind: 'Job' }, { spec: { selector: { matchLabels: { a: 'b' } } } })).toBeUndefined();
+    expect(podSelectorOf(deployment, { spec: { selector: { matchExpressions: [{ key: 'a', operator: 'Gt', values: ['1'] }] } } })).toBeUndefined();
   });
 });
 

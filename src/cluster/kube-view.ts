@@ -6,6 +6,7 @@ import { anyObjectShape, podSpecShape } from '../admission/object-shapes.ts';
 import { builtInKind, type WorkloadKind } from '../admission/workload-kinds.ts';
 import type { Clock } from '../clock.ts';
 import type { WorkloadRef, WorkloadSnapshot } from '../core/types.ts';
+import type { WorkloadPod, WorkloadPods, WorkloadPodsReader } from '../load/workload-pods.ts';
 import type { ClusterView } from './cluster-view.ts';
 import type { KubeConnection } from './kube-http.ts';
 import {
@@ -14,6 +15,7 @@ import {
   Interner,
   type OwnerFacts,
   type PodFacts,
+  podSelectorOf,
   sameNode,
   stripNode,
   stripPod,
@@ -30,6 +32,7 @@ import {
   type ResourceId,
   type RestartReason,
 } from './list-watch.ts';
+import { KeyLists } from './key-lists.ts';
 import { countWriter, LossDetector } from './loss-detector.ts';
 import { ViewWorkloads } from './kube-workloads.ts';
 
@@ -90,6 +93,20 @@ export interface KubeViewOptions {
   readonly losses?: { readonly graceMs?: number; readonly settleMs?: number; readonly keep?: number } | undefined;
   /** LIST pages in flight at once across all resources; default 2 (see {@link ListGate}). */
   readonly listConcurrency?: number | undefined;
+  /**
+   * Past this staleness the load lookups ({@link KubeView.podsOf}, {@link KubeView.autoscalerOf})
+   * answer "not known" (default 60 s): `view.maxStaleness`, as the decisions use it.
+   */
+  readonly maxStalenessMs?: number | undefined;
+}
+
+/** The HPA scaling a workload, as the hpa load source needs it (view-hpa-reader.ts). */
+export interface ViewAutoscaler {
+  readonly namespace: string;
+  readonly name: string;
+  readonly uid: string | undefined;
+  /** `status.desiredReplicas`; undefined before the HPA controller first reconciled it. */
+  readonly desiredReplicas: number | undefined;
 }
 
 /** One resource's cache, for gauges and diagnostics. */
@@ -128,8 +145,12 @@ function required<T>(value: T | undefined, what: string): T {
   return value;
 }
 
-/** The list/watch-backed cluster view. */
-export class KubeView implements ClusterView {
+/**
+ * The list/watch-backed cluster view. Besides the family lookups it answers the load
+ * sources from the same caches: a workload's pods with their CPU requests (the metrics-api
+ * source) and the HPA that scales it (the hpa source, through view-hpa-reader.ts).
+ */
+export class KubeView implements ClusterView, WorkloadPodsReader {
   /** Losses and lowered counts seen in this view: subscribe with `onLoss` and `onCountLowered`. */
   readonly losses: LossDetector;
 
@@ -145,6 +166,13 @@ export class KubeView implements ClusterView {
   readonly #ownerExtra = new Map<string, OwnerExtra>();
   readonly #daemonSets = new Map<string, RawObject>();
   readonly #pods = new Map<string, PodFacts>();
+  /** Pod keys by their controller's UID: a workload's pods without a scan of every pod. */
+  readonly #podsByOwner = new KeyLists();
+  /** Pod selectors of top owners that have one (podSelectorOf), by UID: only to narrow metrics lists. */
+  readonly #selectors = new Map<string, string>();
+  /** HPAs' `status.desiredReplicas` by UID, when reported. */
+  readonly #hpaDesired = new Map<string, number>();
+  readonly #maxStalenessMs: number;
   readonly #nodes = new Map<string, NodeInfo>();
   #nodeList: readonly NodeInfo[] | undefined;
   #nodesReflector: ListWatch | undefined;
@@ -160,6 +188,7 @@ export class KubeView implements ClusterView {
     this.#clock = options.clock;
     this.#logger = options.logger ?? pino({ enabled: false });
     this.#metrics = options.metrics ?? {};
+    this.#maxStalenessMs = options.maxStalenessMs ?? 60_000;
     this.#podKind = required(builtInKind('', 'pods'), 'the Pod kind');
     this.#dsKind = required(builtInKind('apps', 'daemonsets'), 'the DaemonSet kind');
     const custom = options.customResources ?? [];
@@ -319,6 +348,52 @@ export class KubeView implements ClusterView {
     return this.#pods.size;
   }
 
+  // ---- load lookups ---------------------------------------------------------------------------
+
+  /**
+   * The pods a workload runs now (not deleting, not Succeeded or Failed), found through
+   * their controller references down from the workload (a Deployment's ReplicaSets' pods),
+   * with their CPU requests. Undefined before the first sync or past `maxStalenessMs`. A
+   * workload the view does not have runs no pods: a new workload, whose need is `need.min`.
+   */
+  podsOf(ref: WorkloadRef): WorkloadPods | undefined {
+    if (!this.#fresh()) return undefined;
+    const workload = this.#index.get(ref.group, ref.kind, ref.namespace, ref.name);
+    const uid = workload?.ref.uid;
+    if (uid === undefined) return { namespace: ref.namespace, labelSelector: '', pods: [] };
+    const pods: WorkloadPod[] = [];
+    const visit = (ownerUid: string, depth: number): void => {
+      for (const key of this.#podsByOwner.get(ownerUid)) {
+        const facts = this.#pods.get(key);
+        if (!facts || facts.deleting || facts.phase === 'Succeeded' || facts.phase === 'Failed') continue;
+        const millis = facts.cpuRequestMillis;
+        pods.push({ name: splitKey(key)[1], cpuRequestCores: millis === undefined ? undefined : millis / 1000 });
+      }
+      // As deep as #topOwner walks up.
+      if (depth >= 8) return;
+      for (const child of this.#index.ownedBy(ownerUid)) if (child.ref.uid) visit(child.ref.uid, depth + 1);
+    };
+    visit(uid, 0);
+    return { namespace: ref.namespace, labelSelector: this.#selectors.get(uid) ?? '', pods };
+  }
+
+  /**
+   * The HPA whose scaleTargetRef names the workload: null when none does; undefined before
+   * the first sync or past `maxStalenessMs`.
+   */
+  autoscalerOf(ref: WorkloadRef): ViewAutoscaler | null | undefined {
+    if (!this.#fresh()) return undefined;
+    const hpa = this.#index.scalerOf(ref);
+    if (!hpa) return null;
+    const uid = hpa.ref.uid;
+    return { namespace: hpa.ref.namespace, name: hpa.ref.name, uid, desiredReplicas: uid ? this.#hpaDesired.get(uid) : undefined };
+  }
+
+  #fresh(): boolean {
+    const staleness = this.staleness(this.#clock.monotonicMs());
+    return staleness !== undefined && staleness <= this.#maxStalenessMs;
+  }
+
   // ---- workloads ------------------------------------------------------------------------------
 
   #applyWorkload(kind: WorkloadKind, type: ObjectEventType, raw: RawObject, key: string): void {
@@ -346,6 +421,14 @@ export class KubeView implements ClusterView {
 
     this.#index.set(next);
     if (uid) {
+      // Only top owners are asked for their pods' metrics: a Deployment's old ReplicaSets
+      // (ten by default) would otherwise each keep a copy of its selector.
+      const selector = next.controllerUid === undefined ? podSelectorOf(kind, raw) : undefined;
+      if (selector === undefined) this.#selectors.delete(uid);
+      else this.#selectors.set(uid, selector);
+      const desired = kind.kind === 'HorizontalPodAutoscaler' ? desiredReplicasOf(raw) : undefined;
+      if (desired === undefined) this.#hpaDesired.delete(uid);
+      else this.#hpaDesired.set(uid, desired);
       const { steady: _steady, ...extra } = stripped.owner;
       if (extra.terminal || extra.deleting || extra.revision !== undefined || extra.rollingOut) this.#ownerExtra.set(uid, extra);
       else this.#ownerExtra.delete(uid);
@@ -370,6 +453,8 @@ export class KubeView implements ClusterView {
     if (prev.ref.uid) {
       this.losses.ownerChanged(prev.ref.uid, this.#ownerFacts(prev.ref.uid), undefined);
       this.#ownerExtra.delete(prev.ref.uid);
+      this.#selectors.delete(prev.ref.uid);
+      this.#hpaDesired.delete(prev.ref.uid);
     }
   }
 
@@ -459,6 +544,7 @@ export class KubeView implements ClusterView {
         }
       }
       this.#pods.delete(key);
+      this.#unlinkPod(key, prev);
       this.#index.delete(podRef(namespace, name));
       if (last && this.#synced) this.losses.podChanged(namespace, name, prev, last, true, bare);
       return;
@@ -479,11 +565,26 @@ export class KubeView implements ClusterView {
       before = undefined;
     }
     this.#pods.set(key, next);
+    if (prev?.ownerUid !== next.ownerUid) {
+      this.#unlinkPod(key, prev);
+      if (next.ownerUid !== undefined) this.#podsByOwner.add(next.ownerUid, key);
+    }
     // A bare pod that finished runs nothing any more.
     if (stripped.bare && next.phase !== 'Succeeded' && next.phase !== 'Failed') this.#index.set(stripped.bare);
     else this.#index.delete(podRef(namespace, name));
     if (this.#synced) this.losses.podChanged(namespace, name, before, next, false, stripped.bare);
   }
+
+  #unlinkPod(key: string, facts: PodFacts | undefined): void {
+    const owner = facts?.ownerUid;
+    if (owner !== undefined) this.#podsByOwner.remove(owner, key);
+  }
+}
+
+/** An HPA's `status.desiredReplicas`, when the controller has reported a sound one. */
+function desiredReplicasOf(raw: RawObject): number | undefined {
+  const desired = (raw.status as { desiredReplicas?: unknown } | undefined)?.desiredReplicas;
+  return typeof desired === 'number' && Number.isInteger(desired) && desired >= 0 ? desired : undefined;
 }
 
 function podRef(namespace: string, name: string): WorkloadRef {

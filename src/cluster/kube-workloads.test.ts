@@ -34,4 +34,19 @@ describe('ViewWorkloads', () => {
     expect(w.size).toBe(0);
     expect(w.byUid('u1')).toBeUndefined();
   });
+
+  it('finds the workloads a controller owns, following adoption, orphaning and deletion', () => {
+    const w = new ViewWorkloads();
+    w.set(snap('rs-1', 'u1', 'd1'));
+    w.set(snap('rs-2', 'u2', 'd1'));
+    w.set(snap('rs-3', 'u3', 'd2'));
+    expect([...w.ownedBy('d1')].map((s) => s.ref.name)).toEqual(['rs-1', 'rs-2']);
+    w.set(snap('rs-2', 'u2', 'd2'));
+    expect([...w.ownedBy('d1')].map((s) => s.ref.name)).toEqual(['rs-1']);
+    expect([...w.ownedBy('d2')].map((s) => s.ref.name)).toEqual(['rs-3', 'rs-2']);
+    w.set(snap('rs-1', 'u1'));
+    w.delete(snap('rs-3', 'u3').ref);
+    expect([...w.ownedBy('d1')]).toEqual([]);
+    expect([...w.ownedBy('d2')].map((s) => s.ref.name)).toEqual(['rs-2']);
+  });
 });

@@ -1,4 +1,5 @@
 import type { WorkloadRef, WorkloadSnapshot } from '../core/types.ts';
+import { KeyLists } from './key-lists.ts';
 import { WorkloadIndex } from './workload-index.ts';
 
 const keyOf = (group: string, kind: string, namespace: string, name: string) => `${group}/${kind}/${namespace}/${name}`;
@@ -16,6 +17,8 @@ export class ViewWorkloads {
   readonly #top = new WorkloadIndex();
   readonly #owned = new Map<string, WorkloadSnapshot>();
   readonly #ownedByUid = new Map<string, string>();
+  /** Controlled workloads by their controller's UID: the way down from a Deployment to its ReplicaSets' pods. */
+  readonly #ownedByController = new KeyLists();
 
   get size(): number {
     return this.#top.size + this.#owned.size;
@@ -47,6 +50,14 @@ export class ViewWorkloads {
     return this.#top.scalerOf(ref);
   }
 
+  /** The workloads the one with this UID controls (a Deployment's ReplicaSets, a CronJob's Jobs). */
+  *ownedBy(controllerUid: string): Iterable<WorkloadSnapshot> {
+    for (const key of this.#ownedByController.get(controllerUid)) {
+      const owned = this.#owned.get(key);
+      if (owned) yield owned;
+    }
+  }
+
   set(snapshot: WorkloadSnapshot): void {
     this.delete(snapshot.ref);
     if (snapshot.controllerUid === undefined) {
@@ -56,6 +67,7 @@ export class ViewWorkloads {
     const key = refKey(snapshot.ref);
     this.#owned.set(key, snapshot);
     if (snapshot.ref.uid) this.#ownedByUid.set(snapshot.ref.uid, key);
+    this.#ownedByController.add(snapshot.controllerUid, key);
   }
 
   delete(ref: WorkloadRef): void {
@@ -64,6 +76,7 @@ export class ViewWorkloads {
     if (owned) {
       this.#owned.delete(key);
       if (owned.ref.uid && this.#ownedByUid.get(owned.ref.uid) === key) this.#ownedByUid.delete(owned.ref.uid);
+      if (owned.controllerUid !== undefined) this.#ownedByController.remove(owned.controllerUid, key);
     }
     this.#top.delete(ref);
   }

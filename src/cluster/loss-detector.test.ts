@@ -10,6 +10,7 @@ const pod = (over: Partial<PodFacts> = {}): PodFacts => ({
   deleting: false,
   serviceAccount: 'agent-1',
   revision: undefined,
+  cpuRequestMillis: undefined,
   ...over,
 });
 const owner = (over: Partial<OwnerFacts> = {}): OwnerFacts => ({ steady: 3, terminal: false, deleting: false, ...over });

@@ -71,6 +71,11 @@ export interface AgentIdentity {
   readonly username: string;
   /** Set when the identity is a service account. */
   readonly serviceAccount?: { readonly namespace: string; readonly name: string } | undefined;
+  /**
+   * The groups the request was authenticated with (`userInfo.groups`): what a
+   * SubjectAccessReview asks about besides the user name, since RBAC often grants to groups.
+   */
+  readonly groups?: readonly string[] | undefined;
 }
 
 /**

@@ -26,9 +26,10 @@ export interface HpaFact {
 }
 
 /**
- * Where the hpa source learns the HPA targeting a workload. The cluster view implements it
- * from its HPA cache, with the ledger's provenance and SubjectAccessReviews for
- * `familyCanWrite`. Null when no HPA targets the workload; undefined when the reader does not know.
+ * Where the hpa source learns the HPA targeting a workload. In cluster mode
+ * `ViewHpaReader` (cluster/view-hpa-reader.ts) implements it from the view's HPA cache,
+ * with the ledger's provenance and SubjectAccessReviews for `familyCanWrite`. Null when no
+ * HPA targets the workload; undefined when the reader does not know.
  */
 export interface HpaReader {
   hpaFor(ref: WorkloadRef, agent: AgentIdentity | undefined, signal: AbortSignal): Promise<HpaFact | null | undefined>;

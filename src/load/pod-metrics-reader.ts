@@ -1,6 +1,5 @@
-import { request as httpRequest, type IncomingMessage } from 'node:http';
-import { request as httpsRequest } from 'node:https';
-import { excerpt, lookupSignals, requestFailure } from './http-failure.ts';
+import { type FetchLike, type KubeConnection, requestHeaders } from '../cluster/kube-http.ts';
+import { excerpt, lookupSignals, readBodyCapped, requestFailure } from './http-failure.ts';
 import type { LoadFailure } from './load-failures.ts';
 import { parseQuantity } from './quantity.ts';
 
@@ -24,12 +23,12 @@ export interface PodMetricsReader {
 }
 
 export interface HttpPodMetricsReaderOptions {
-  /** The API server's base URL (`https://kubernetes.default.svc`). */
-  readonly url: string;
-  /** The bearer token, read on every call: projected service-account tokens rotate. */
-  readonly token?: (() => string | undefined | Promise<string | undefined>) | undefined;
-  /** PEM of the CA that signs the API server's certificate (in cluster: the service account's ca.crt). */
-  readonly ca?: string | undefined;
+  /**
+   * The API server connection the view and the ledger use (kube-http.ts): metrics.k8s.io is
+   * served through the apiserver's aggregation layer, so its base URL, credentials (asked
+   * for on every call: projected service-account tokens rotate) and TLS are the same.
+   */
+  readonly connection: KubeConnection;
   /** Deadline of one list (default 2 s). */
   readonly timeoutMs?: number | undefined;
   /** Largest answer read, in bytes (default 8 MiB). */
@@ -37,79 +36,51 @@ export interface HttpPodMetricsReaderOptions {
 }
 
 /**
- * Lists PodMetrics over HTTP(S): `GET /apis/metrics.k8s.io/v1beta1/namespaces/{ns}/pods
- * ?labelSelector=...`, as the HPA controller does, with a bearer token and a CA.
- * metrics-server does not paginate this list, so neither does the reader; the answer is
- * bounded by the workload's pods and capped in size.
+ * Lists PodMetrics over the API server connection: `GET /apis/metrics.k8s.io/v1beta1/
+ * namespaces/{ns}/pods?labelSelector=...`, as the HPA controller does. metrics-server does
+ * not paginate this list, so neither does the reader; the answer is bounded by the
+ * workload's pods and capped in size.
  */
 export class HttpPodMetricsReader implements PodMetricsReader {
-  readonly #base: URL;
-  readonly #token: HttpPodMetricsReaderOptions['token'];
-  readonly #ca: string | undefined;
+  readonly #connection: KubeConnection;
+  readonly #fetch: FetchLike;
+  readonly #baseUrl: string;
+  readonly #what: string;
   readonly #timeoutMs: number;
   readonly #maxResponseBytes: number;
 
   constructor(options: HttpPodMetricsReaderOptions) {
-    this.#base = new URL(options.url);
-    if (!this.#base.pathname.endsWith('/')) this.#base.pathname += '/';
-    if (this.#base.protocol !== 'http:' && this.#base.protocol !== 'https:') {
-      throw new Error(`the metrics API URL must be http or https: ${options.url}`);
+    const base = new URL(options.connection.baseUrl);
+    if (base.protocol !== 'http:' && base.protocol !== 'https:') {
+      throw new Error(`the API server URL must be http or https: ${options.connection.baseUrl}`);
     }
-    this.#token = options.token;
-    this.#ca = options.ca;
+    this.#connection = options.connection;
+    this.#fetch = options.connection.fetch ?? ((url, init) => fetch(url, init));
+    // A path prefix (an apiserver behind a proxy) is kept, as the reflectors keep it.
+    this.#baseUrl = options.connection.baseUrl.replace(/\/+$/, '');
+    this.#what = `metrics.k8s.io at ${base.origin}`;
     this.#timeoutMs = options.timeoutMs ?? 2_000;
     this.#maxResponseBytes = options.maxResponseBytes ?? 8 << 20;
   }
 
   async cpuUsage(namespace: string, labelSelector: string, signal: AbortSignal): Promise<PodMetricsResult> {
-    const url = new URL(`apis/metrics.k8s.io/v1beta1/namespaces/${encodeURIComponent(namespace)}/pods`, this.#base);
-    if (labelSelector !== '') url.searchParams.set('labelSelector', labelSelector);
+    const query = labelSelector === '' ? '' : `?${new URLSearchParams({ labelSelector })}`;
+    const url = `${this.#baseUrl}/apis/metrics.k8s.io/v1beta1/namespaces/${encodeURIComponent(namespace)}/pods${query}`;
     const signals = lookupSignals(signal, this.#timeoutMs);
-    const what = `metrics.k8s.io at ${this.#base.origin}`;
+    const what = this.#what;
     try {
-      const token = await this.#token?.();
-      const answer = await this.#get(url, token, signals.signal);
-      if (answer === 'too-large') {
-        return failed('bad_response', `${what} answered more than ${this.#maxResponseBytes} bytes`);
-      }
-      if (answer.status < 200 || answer.status >= 300) return failed('http', httpDetail(what, answer.status, answer.body));
-      return parsePodMetricsList(answer.body);
+      const res = await this.#fetch(url, {
+        headers: await requestHeaders(this.#connection),
+        signal: signals.signal,
+        ...(this.#connection.dispatcher ? { dispatcher: this.#connection.dispatcher } : {}),
+      });
+      const body = await readBodyCapped(res, this.#maxResponseBytes);
+      if (body === undefined) return failed('bad_response', `${what} answered more than ${this.#maxResponseBytes} bytes`);
+      if (res.status < 200 || res.status >= 300) return failed('http', httpDetail(what, res.status, body));
+      return parsePodMetricsList(body);
     } catch (error) {
       return { ok: false, failure: requestFailure(error, { what, signals, timeoutMs: this.#timeoutMs }) };
     }
-  }
-
-  #get(url: URL, token: string | undefined, signal: AbortSignal): Promise<{ status: number; body: string } | 'too-large'> {
-    const headers: Record<string, string> = { accept: 'application/json' };
-    if (token !== undefined && token !== '') headers.authorization = `Bearer ${token}`;
-    return new Promise((resolve, reject) => {
-      const onResponse = (res: IncomingMessage) => {
-        const chunks: Buffer[] = [];
-        let size = 0;
-        res.on('data', (chunk: Buffer) => {
-          size += chunk.length;
-          if (size > this.#maxResponseBytes) {
-            res.destroy();
-            resolve('too-large');
-            return;
-          }
-          chunks.push(chunk);
-        });
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }));
-        res.on('error', reject);
-        // An abort or a reset mid-answer may close the stream without an error event.
-        res.on('close', () => {
-          if (!res.complete) reject(new Error('the connection closed before the answer was complete'));
-        });
-      };
-      const options = { method: 'GET', headers, signal };
-      const req =
-        url.protocol === 'https:'
-          ? httpsRequest(url, { ...options, ...(this.#ca === undefined ? {} : { ca: this.#ca }) }, onResponse)
-          : httpRequest(url, options, onResponse);
-      req.on('error', reject);
-      req.end();
-    });
   }
 }
 

@@ -13,7 +13,11 @@ export interface WorkloadPod {
 /** The pods a workload runs now and the selector that finds their metrics. */
 export interface WorkloadPods {
   readonly namespace: string;
-  /** The workload's selector in the API's `labelSelector` form (`app=web,tier in (a,b)`). */
+  /**
+   * The workload's selector in the API's `labelSelector` form (`app=web,tier in (a,b)`), to
+   * narrow the metrics list; `''` (the whole namespace) for a workload without one. Usage
+   * is matched to {@link pods} by pod name, so a wider list costs bytes, never accuracy.
+   */
   readonly labelSelector: string;
   /** Its running pods (not terminating, not failed or succeeded), owned by the workload. */
   readonly pods: readonly WorkloadPod[];
@@ -21,8 +25,9 @@ export interface WorkloadPods {
 
 /**
  * Where the metrics-api source learns a workload's pods and their CPU requests. The
- * cluster view implements it from its pod cache; it answers synchronously from memory,
- * and undefined when it does not know the workload (not synced yet, or too stale to trust).
+ * cluster view (KubeView) implements it from its pod cache; it answers synchronously from
+ * memory, and undefined when it does not know the workload (not synced yet, or too stale
+ * to trust).
  */
 export interface WorkloadPodsReader {
   podsOf(ref: WorkloadRef): WorkloadPods | undefined;

@@ -41,7 +41,7 @@ describe('agent matching', () => {
   it('matches users by name', () => {
     const m = compileAgentMatcher([policy('u', { users: ['bot-*'] })]);
     const match = m.match(user('bot-7'));
-    expect('agent' in match && match.agent).toEqual({ username: 'bot-7', serviceAccount: undefined });
+    expect('agent' in match && match.agent).toEqual({ username: 'bot-7', serviceAccount: undefined, groups: ['system:authenticated'] });
     expect('skip' in m.match(user('alice'))).toBe(true);
   });
 

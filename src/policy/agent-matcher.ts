@@ -63,7 +63,7 @@ export function compileAgentMatcher(policies: readonly Policy[]): AgentMatcher {
         if (matches(c, user, sa?.namespace, saKey)) matched.push(c.policy);
       }
       if (matched.length === 0) return { skip: `no policy names ${user.username}` };
-      return { agent: { username: user.username, serviceAccount: sa }, policies: matched };
+      return { agent: { username: user.username, serviceAccount: sa, groups: user.groups }, policies: matched };
     },
   };
 }

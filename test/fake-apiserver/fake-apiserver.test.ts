@@ -207,4 +207,74 @@ describe('fake API server: controls the cluster view relies on', () => {
       await custom.close();
     }
   });
+
+  it('stands in for metrics-server: PodMetrics of existing pods with a usage, by label selector', async () => {
+    const pod = (name: string, labels: Record<string, string>): KubeObject => ({ metadata: { name, namespace: 'shop', labels }, spec: {} });
+    fake.put('pods', pod('web-1', { app: 'web', tier: 'a' }));
+    fake.put('pods', pod('web-2', { app: 'web', tier: 'b' }));
+    fake.put('pods', pod('api-1', { app: 'api' }));
+    fake.put('pods', pod('web-3', { app: 'web' }));
+    fake.setPodUsage('shop', 'web-1', { app: '250m', sidecar: '1500000n' });
+    fake.setPodUsage('shop', 'web-2', { app: '1' });
+    fake.setPodUsage('shop', 'api-1', { app: '2' });
+    fake.setPodUsage('shop', 'gone', { app: '2' }); // no such pod: not reported
+    // web-3 has no usage yet (not scraped): not reported.
+    const names = async (selector: string) => {
+      const { status, body } = await json(`/apis/metrics.k8s.io/v1beta1/namespaces/shop/pods?labelSelector=${encodeURIComponent(selector)}`);
+      expect(status).toBe(200);
+      expect(body.kind).toBe('PodMetricsList');
+      return (body.items as KubeObject[]).map((i) => i.metadata.name);
+    };
+    expect(await names('')).toEqual(['api-1', 'web-1', 'web-2']);
+    expect(await names('app=web')).toEqual(['web-1', 'web-2']);
+    expect(await names('app=web,tier in (b, c)')).toEqual(['web-2']);
+    expect(await names('app!=web')).toEqual(['api-1']);
+    expect(await names('app,!tier')).toEqual(['api-1']);
+    expect(await names('tier notin (a)')).toEqual(['api-1', 'web-2']);
+    const one = await json('/apis/metrics.k8s.io/v1beta1/namespaces/shop/pods/web-1');
+    expect(one.body.containers).toEqual([
+      { name: 'app', usage: { cpu: '250m', memory: '41236Ki' } },
+      { name: 'sidecar', usage: { cpu: '1500000n', memory: '41236Ki' } },
+    ]);
+    expect((await json('/apis/metrics.k8s.io/v1beta1/namespaces/shop/pods/web-3')).status).toBe(404);
+    expect((await json('/apis/metrics.k8s.io/v1beta1/namespaces/shop/pods?labelSelector=app%20in%20x')).status).toBe(400);
+    fake.remove('pods', 'shop', 'web-2');
+    expect(await names('app=web')).toEqual(['web-1']);
+  });
+
+  it('answers SubjectAccessReviews from the rules a test sets, with status.allowed only', async () => {
+    const ask = async (spec: Record<string, unknown>) =>
+      json('/apis/authorization.k8s.io/v1/subjectaccessreviews', {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ apiVersion: 'authorization.k8s.io/v1', kind: 'SubjectAccessReview', spec }),
+      });
+    const hpa = (verb: string, extra: Record<string, string> = {}) => ({
+      verb,
+      group: 'autoscaling',
+      resource: 'horizontalpodautoscalers',
+      namespace: 'shop',
+      name: 'web',
+      ...extra,
+    });
+    const agent = { user: 'system:serviceaccount:agents:agent-1', groups: ['system:serviceaccounts:agents'] };
+    expect((await ask({ ...agent, resourceAttributes: hpa('patch') })).body.status).toEqual({ allowed: false });
+    fake.setAccessRules([
+      { groups: ['system:serviceaccounts:agents'], verbs: ['patch'], apiGroups: ['autoscaling'], resources: ['horizontalpodautoscalers'], namespaces: ['shop'] },
+      { users: ['alice'], verbs: ['*'], apiGroups: ['*'], resources: ['*'], resourceNames: ['other'] },
+    ]);
+    const allowed = await ask({ ...agent, resourceAttributes: hpa('patch') });
+    expect(allowed.status).toBe(201);
+    expect(allowed.body).toMatchObject({ kind: 'SubjectAccessReview', status: { allowed: true } });
+    expect((await ask({ ...agent, resourceAttributes: hpa('update') })).body.status).toEqual({ allowed: false });
+    expect((await ask({ ...agent, resourceAttributes: hpa('patch', { namespace: 'prod' }) })).body.status).toEqual({ allowed: false });
+    // A subresource is not granted by its resource.
+    expect((await ask({ ...agent, resourceAttributes: hpa('patch', { subresource: 'status' }) })).body.status).toEqual({ allowed: false });
+    // resourceNames limit a grant to those names.
+    expect((await ask({ user: 'alice', resourceAttributes: hpa('update') })).body.status).toEqual({ allowed: false });
+    expect((await ask({ user: 'alice', resourceAttributes: hpa('update', { name: 'other' }) })).body.status).toEqual({ allowed: true });
+    expect((await ask({ resourceAttributes: hpa('patch') })).status).toBe(422);
+    expect(fake.accessReviews).toHaveLength(7);
+    expect(fake.accessReviews[0]).toMatchObject({ user: agent.user, groups: agent.groups, verb: 'patch', name: 'web' });
+  });
 });

@@ -1,5 +1,9 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { type AccessRequest, type AccessRule, allowedByRules } from './access-rules.ts';
+import { compileLabelSelector } from './label-selector.ts';
+
+export type { AccessRequest, AccessRule } from './access-rules.ts';
 
 /**
  * A small stand-in for the kube-apiserver, which cannot run here. It serves real HTTP
@@ -23,16 +27,31 @@ import type { AddressInfo } from 'node:net';
  * - errors as `kind: Status` objects with `code`, `reason` and `message`;
  * - pages are cut from objects ordered by namespace/name in code-unit order, as etcd orders
  *   keys by bytes; a snapshot is computed once and reused by the pages that continue it;
- * - custom resources declared in the options are served like the built-in ones.
+ * - custom resources declared in the options are served like the built-in ones;
+ * - `metrics.k8s.io/v1beta1` PodMetrics, standing in for metrics-server behind the API
+ *   aggregation layer: LIST per namespace (`labelSelector` applied to the pods' labels,
+ *   equality- and set-based, as metrics-server does; no pagination, which metrics-server
+ *   ignores) and GET by name, in metrics-server's shape (`containers[].usage.cpu`,
+ *   `timestamp`, `window`, the pod's labels). A pod appears once a test gives it a usage
+ *   ({@link FakeApiServer.setPodUsage}) and only while the pod exists, as metrics-server
+ *   reports only pods it scraped. metrics-server being down is an interceptor answering
+ *   503 for `/apis/metrics.k8s.io/`, which is what the aggregator answers then;
+ * - `authorization.k8s.io/v1` SubjectAccessReview CREATE (201), answered from rules a
+ *   test configures ({@link FakeApiServer.setAccessRules}, RBAC-like: a union of grants to
+ *   users and groups, see access-rules.ts). Only `spec.resourceAttributes` with
+ *   `spec.user` and `spec.groups` is read, and only `status.allowed` is answered: no
+ *   `denied`, `reason` or `evaluationError`, no `extra` or `uid`, no non-resource URLs.
  *
  * Test controls (not part of the API): seed and change objects directly, compact the
  * history, make watches hang without closing (a stalled connection), count requests,
  * delay every request (a real apiserver and etcd take milliseconds per write, which is
  * what makes concurrent writers overlap and conflict), intercept requests (to answer an
- * error such as a 500 or a 429 with Retry-After, or to act between two pages of a list).
- * Not modelled: label and field selectors, server-side apply, admission, RBAC, and
- * `metadata.managedFields`, which the real server maintains: tests that need them write
- * them into the objects they put.
+ * error such as a 500 or a 429 with Retry-After, or to act between two pages of a list),
+ * set pods' CPU usage and the access rules, read the access reviews asked.
+ * Not modelled: label and field selectors on the built-in resources, server-side apply,
+ * admission, RBAC beyond the SubjectAccessReview answer (requests are never refused for
+ * lack of permission), and `metadata.managedFields`, which the real server maintains:
+ * tests that need them write them into the objects they put.
  */
 
 /** A Kubernetes object as stored: only metadata is interpreted. */
@@ -138,6 +157,11 @@ export class FakeApiServer {
   readonly #snapshots = new Map<string, { readonly rv: number; readonly items: KubeObject[] }>();
   /** Requests by `METHOD path-without-query`, for assertions on what the client did. */
   readonly requests: string[] = [];
+  /** CPU usage per pod (`namespace/name`), container name → quantity: what metrics-server would report. */
+  readonly #podUsage = new Map<string, Readonly<Record<string, string>>>();
+  #accessRules: readonly AccessRule[] = [];
+  /** Every SubjectAccessReview asked, as read, in order. */
+  readonly accessReviews: AccessRequest[] = [];
 
   private constructor(server: Server, options: FakeApiServerOptions) {
     this.#server = server;
@@ -241,6 +265,20 @@ export class FakeApiServer {
     this.#interceptor = interceptor;
   }
 
+  /**
+   * Sets the CPU usage metrics-server reports for a pod, per container (`{ app: '250m' }`);
+   * undefined: none (a pod not scraped yet). Reported only while the pod exists.
+   */
+  setPodUsage(namespace: string, name: string, cpu: Readonly<Record<string, string>> | undefined): void {
+    if (cpu === undefined) this.#podUsage.delete(keyOf(namespace, name));
+    else this.#podUsage.set(keyOf(namespace, name), { ...cpu });
+  }
+
+  /** Replaces the rules SubjectAccessReviews are answered from (none: everything is denied). */
+  setAccessRules(rules: readonly AccessRule[]): void {
+    this.#accessRules = [...rules];
+  }
+
   /** Ends every open watch, as the apiserver does on restart or when a timeout passes. */
   dropWatches(): void {
     for (const w of this.#watchers) w.res.end();
@@ -260,6 +298,18 @@ export class FakeApiServer {
     }
     const route = parsePath(url.pathname);
     if (!route) return sendStatus(res, 404, 'NotFound', `no such path ${url.pathname}`);
+    if (route.group === 'metrics.k8s.io' && route.version === 'v1beta1' && route.resource === 'pods' && req.method === 'GET') {
+      return this.#podMetrics(route, url.searchParams, res);
+    }
+    if (route.group === 'authorization.k8s.io' && route.version === 'v1' && route.resource === 'subjectaccessreviews') {
+      if (req.method !== 'POST' || route.name !== undefined || route.namespace !== undefined) {
+        return sendStatus(res, 405, 'MethodNotAllowed', 'subjectaccessreviews only take a cluster-wide POST');
+      }
+      readBody(req)
+        .then((body) => this.#accessReview(body, res))
+        .catch((err: unknown) => sendStatus(res, 400, 'BadRequest', String(err)));
+      return;
+    }
     const type = this.#resources.find(
       (r) => r.group === route.group && r.version === route.version && r.resource === route.resource,
     );
@@ -391,6 +441,69 @@ export class FakeApiServer {
     res.on('close', () => {
       clearTimeout(timer);
       this.#watchers.delete(watcher);
+    });
+  }
+
+  /** metrics-server's PodMetrics of the pods that exist and have a usage, by namespace and selector, or one by name. */
+  #podMetrics(route: Route, params: URLSearchParams, res: ServerResponse): void {
+    if (route.namespace === undefined) return sendStatus(res, 404, 'NotFound', 'the fake serves PodMetrics per namespace only');
+    const matches = compileLabelSelector(params.get('labelSelector') ?? '');
+    if (matches === undefined) return sendStatus(res, 400, 'BadRequest', `unable to parse requirement: ${params.get('labelSelector')}`);
+    const metricsOf = (pod: KubeObject) => {
+      const cpu = this.#podUsage.get(keyOf(pod.metadata.namespace, pod.metadata.name));
+      if (cpu === undefined) return undefined;
+      const labels = (pod.metadata.labels ?? {}) as Record<string, string>;
+      return {
+        kind: 'PodMetrics',
+        apiVersion: 'metrics.k8s.io/v1beta1',
+        metadata: { name: pod.metadata.name, namespace: pod.metadata.namespace, creationTimestamp: new Date().toISOString(), labels },
+        timestamp: new Date(Date.now() - 10_000).toISOString(),
+        window: '15.012s',
+        containers: Object.entries(cpu).map(([name, usage]) => ({ name, usage: { cpu: usage, memory: '41236Ki' } })),
+      };
+    };
+    const pods = this.#store('pods');
+    if (route.name !== undefined) {
+      const pod = pods.get(keyOf(route.namespace, route.name));
+      const item = pod && metricsOf(pod);
+      if (!item) return sendStatus(res, 404, 'NotFound', `podmetrics.metrics.k8s.io "${route.name}" not found`);
+      return sendJson(res, 200, item);
+    }
+    const items = sortByKey([...pods.values()].filter((p) => p.metadata.namespace === route.namespace))
+      .filter((p) => matches((p.metadata.labels ?? {}) as Record<string, string>))
+      .flatMap((p) => metricsOf(p) ?? []);
+    sendJson(res, 200, { kind: 'PodMetricsList', apiVersion: 'metrics.k8s.io/v1beta1', metadata: {}, items });
+  }
+
+  /** A SubjectAccessReview answered from the configured rules: `status.allowed` only. */
+  #accessReview(body: KubeObject, res: ServerResponse): void {
+    const spec = (body.spec ?? {}) as {
+      user?: string;
+      groups?: string[];
+      resourceAttributes?: { verb?: string; group?: string; resource?: string; subresource?: string; namespace?: string; name?: string };
+    };
+    const attributes = spec.resourceAttributes;
+    if (attributes === undefined) return sendStatus(res, 422, 'Invalid', 'the fake reads spec.resourceAttributes only');
+    if (!spec.user && (spec.groups ?? []).length === 0) {
+      return sendStatus(res, 422, 'Invalid', 'spec.user: Invalid value: "": at least one of user or group must be specified');
+    }
+    const request: AccessRequest = {
+      user: spec.user || undefined,
+      groups: spec.groups ?? [],
+      verb: attributes.verb ?? '',
+      group: attributes.group ?? '',
+      resource: attributes.resource ?? '',
+      subresource: attributes.subresource ?? '',
+      namespace: attributes.namespace ?? '',
+      name: attributes.name ?? '',
+    };
+    this.accessReviews.push(request);
+    sendJson(res, 201, {
+      kind: 'SubjectAccessReview',
+      apiVersion: 'authorization.k8s.io/v1',
+      metadata: { creationTimestamp: null },
+      spec,
+      status: { allowed: allowedByRules(this.#accessRules, request) },
     });
   }
 

@@ -2,6 +2,7 @@ import { createServer as createHttpServer, type IncomingMessage, type Server, ty
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { nodeFetch } from '../../src/cluster/kube-http.ts';
 import { HttpPodMetricsReader } from '../../src/load/pod-metrics-reader.ts';
 import { generateCertificateAuthority, generateServingCertificate } from '../../src/tls/certificates.ts';
 import { startSilentServer } from '../helpers/prometheus.ts';
@@ -12,9 +13,10 @@ import { NEVER } from './load-fixtures.ts';
  * `GET /apis/metrics.k8s.io/v1beta1/namespaces/{ns}/pods` as a PodMetricsList in the shape
  * metrics-server answers (kind, apiVersion, metadata, items[].metadata.{name,namespace},
  * timestamp, window, containers[].usage.{cpu,memory}), honouring: the namespace in the
- * path, `labelSelector` as comma-separated `key=value` terms (the only form the reader
- * sends for Deployments), a bearer token (401 with a Status otherwise), 404 for any
- * other path, as when metrics.k8s.io is not registered. Not modelled: set-based
+ * path, `labelSelector` as comma-separated `key=value` terms (the reader passes the
+ * selector through as given; set-based selectors are served by the fake API server's
+ * PodMetrics, test/fake-apiserver), a bearer token (401 with a Status otherwise), 404 for
+ * any other path, as when metrics.k8s.io is not registered. Not modelled: set-based
  * selectors, field selectors, watch, pagination (metrics-server ignores `limit`).
  */
 interface FakePod {
@@ -83,8 +85,38 @@ afterAll(async () => {
   await close(httpServer);
 });
 
-const reader = (overrides: Partial<ConstructorParameters<typeof HttpPodMetricsReader>[0]> = {}) =>
-  new HttpPodMetricsReader({ url: httpUrl, token: () => TOKEN, ...overrides });
+interface ReaderOverrides {
+  readonly url?: string;
+  readonly token?: () => string | Promise<string>;
+  readonly ca?: string;
+  readonly timeoutMs?: number;
+  readonly maxResponseBytes?: number;
+}
+
+/** Node agents made for a CA, closed after the run. */
+const agents: (() => void)[] = [];
+afterAll(() => {
+  for (const close of agents) close();
+});
+
+/**
+ * A reader on a connection shaped as the guard builds it (kube-http.ts): a base URL, a
+ * bearer token asked for on every request, and for a CA a `fetch` over a Node TLS agent.
+ */
+const reader = (o: ReaderOverrides = {}) => {
+  const token = o.token ?? (() => TOKEN);
+  const tls = o.ca === undefined ? undefined : nodeFetch({ ca: o.ca });
+  if (tls) agents.push(tls.close);
+  return new HttpPodMetricsReader({
+    connection: {
+      baseUrl: o.url ?? httpUrl,
+      headers: async () => ({ authorization: `Bearer ${await token()}` }),
+      fetch: tls?.fetch,
+    },
+    timeoutMs: o.timeoutMs,
+    maxResponseBytes: o.maxResponseBytes,
+  });
+};
 
 describe('HttpPodMetricsReader', () => {
   it("lists the selected pods' CPU usage, summed over containers, in cores", async () => {
@@ -103,6 +135,13 @@ describe('HttpPodMetricsReader', () => {
     const last = plain.requests.at(-1);
     expect(last?.url).toBe('/apis/metrics.k8s.io/v1beta1/namespaces/shop/pods?labelSelector=app%3Dweb');
     expect(last?.authorization).toBe(`Bearer ${TOKEN}`);
+  });
+
+  it('takes a static token from the connection, as an in-cluster connection carries it', async () => {
+    pods = [{ namespace: 'shop', name: 'web-1', labels: { app: 'web' }, cpu: { app: '100m' } }];
+    const r = new HttpPodMetricsReader({ connection: { baseUrl: `${httpUrl}/`, token: TOKEN } });
+    expect(await r.cpuUsage('shop', '', NEVER)).toEqual({ ok: true, pods: [{ name: 'web-1', cpuCores: 0.1 }] });
+    expect(plain.requests.at(-1)?.url).toBe('/apis/metrics.k8s.io/v1beta1/namespaces/shop/pods');
   });
 
   it('reads the token on every call, so a rotated token is used', async () => {

@@ -1,0 +1,34 @@
+import { describe, expect, it } from 'vitest';
+import { KeyLists } from './key-lists.ts';
+
+describe('KeyLists', () => {
+  it('keeps each member once per key, in insertion order, and forgets a key with no members', () => {
+    const lists = new KeyLists();
+    lists.add('rs', 'a');
+    lists.add('rs', 'b');
+    lists.add('rs', 'a');
+    lists.add('sts', 'c');
+    expect(lists.get('rs')).toEqual(['a', 'b']);
+    lists.remove('rs', 'a');
+    lists.remove('rs', 'zzz');
+    lists.remove('none', 'a');
+    expect(lists.get('rs')).toEqual(['b']);
+    lists.remove('rs', 'b');
+    expect(lists.get('rs')).toEqual([]);
+    expect(lists.size).toBe(1);
+  });
+
+  it('never changes a list a caller is iterating', () => {
+    const lists = new KeyLists();
+    lists.add('rs', 'a');
+    lists.add('rs', 'b');
+    const seen: string[] = [];
+    for (const member of lists.get('rs')) {
+      seen.push(member);
+      lists.remove('rs', member);
+      lists.add('rs', `${member}2`);
+    }
+    expect(seen).toEqual(['a', 'b']);
+    expect(lists.get('rs')).toEqual(['a2', 'b2']);
+  });
+});
