@@ -113,6 +113,8 @@ export interface StartPrometheusOptions {
   readonly targets: readonly string[];
   /** Scrape interval in seconds (default 1). */
   readonly scrapeIntervalSeconds?: number;
+  /** A rules file's content, loaded with `rule_files` and evaluated every scrape interval. */
+  readonly rules?: string;
   readonly readyTimeoutMs?: number;
 }
 
@@ -158,11 +160,13 @@ export async function startPrometheus(options: StartPrometheusOptions): Promise<
 async function startOnce(options: StartPrometheusOptions): Promise<PrometheusProcess> {
   const interval = options.scrapeIntervalSeconds ?? 1;
   const dir = await mkdtemp(join(tmpdir(), 'replica-guard-prometheus-'));
+  if (options.rules !== undefined) await writeFile(join(dir, 'rules.yaml'), options.rules);
   const config = [
     'global:',
     `  scrape_interval: ${interval}s`,
     `  scrape_timeout: ${interval}s`,
     `  evaluation_interval: ${interval}s`,
+    ...(options.rules === undefined ? [] : ['rule_files:', `  - ${JSON.stringify(join(dir, 'rules.yaml'))}`]),
     'scrape_configs:',
     '  - job_name: replica-guard-test',
     '    honor_labels: true',
