@@ -56,6 +56,22 @@ describe('familyOf', () => {
     expect(f.members.map((m) => m.ref.name).sort()).toEqual(['sneaky', 'web']);
   });
 
+  it('looks each shared fingerprint up once, however many members carry it', () => {
+    const replicas = Array.from({ length: 16 }, (_, i) => snapshot(`web-${i}`));
+    const base = lookups(...replicas, snapshot('copy', { namespace: 'agents-b', sa: 'worker' }));
+    let fingerprintLookups = 0;
+    const counting: FamilyLookups = {
+      ...base,
+      withFingerprint: (key) => {
+        fingerprintLookups++;
+        return base.withFingerprint(key);
+      },
+    };
+    const f = familyOf(agent, counting, [], [], nothing);
+    expect(f.workloads).toBe(16);
+    expect(fingerprintLookups).toBe(1);
+  });
+
   it('never marks clones through an ignored base image', () => {
     const mine = snapshot('web', { sa: 'worker', image: 'docker.io/library/python:3.12' });
     const lookalike = snapshot('unrelated', { sa: 'worker', image: 'docker.io/library/python:3.11' });

@@ -43,8 +43,13 @@ export function familyOf(
 
   const ignored = ignoreImages.map(compileGlob);
   const seeds = [...members.values()];
+  // Members of one agent mostly share their fingerprints: each is looked up once, so the
+  // walk grows with members plus clones, not with members times clones.
+  const looked = new Set<string>();
   for (const seed of seeds) {
     for (const fp of seed.fingerprints) {
+      if (looked.has(fp.key)) continue;
+      looked.add(fp.key);
       if (ignored.some((g) => g.test(fp.image))) continue;
       for (const clone of lookups.withFingerprint(fp.key)) add(clone);
     }
