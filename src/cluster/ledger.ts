@@ -1,5 +1,6 @@
 import { Counter, Histogram, type Registry } from 'prom-client';
 import type { Episode } from '../core/episode.ts';
+import { EpisodeRecords } from './episode-records.ts';
 import {
   type AgentLedgerState,
   expire,
@@ -144,15 +145,13 @@ export interface EpisodeRecordOptions {
  */
 export abstract class TransactionalLedger implements Ledger {
   readonly limits: LedgerLimits;
-  readonly #maxEpisodes: number;
   readonly #metrics: LedgerMetrics | undefined;
-  /** Full records by episode key; Map order is recording order, which makes eviction cheap. */
-  readonly #records = new Map<string, Episode>();
+  readonly #records: EpisodeRecords;
   #evictions = 0;
 
   protected constructor(limits: LedgerLimits, options: EpisodeRecordOptions) {
     this.limits = limits;
-    this.#maxEpisodes = options.maxEpisodes;
+    this.#records = new EpisodeRecords(options.maxEpisodes);
     this.#metrics = options.metrics;
   }
 
@@ -199,19 +198,10 @@ export abstract class TransactionalLedger implements Ledger {
   }
 
   #remember(episode: Episode): void {
-    const cutoff = episode.at.getTime() - this.limits.windowMs;
-    for (const [key, e] of this.#records) {
-      if (e.at.getTime() >= cutoff) break;
-      this.#records.delete(key);
-    }
-    this.#records.delete(episode.key);
-    this.#records.set(episode.key, episode);
-    while (this.#records.size > this.#maxEpisodes) {
-      const oldest = this.#records.keys().next();
-      if (oldest.done) break;
-      this.#records.delete(oldest.value);
-      this.#evictions++;
-      this.#metrics?.evictions.inc({ collection: 'episodeRecords' });
+    const evicted = this.#records.remember(episode, this.limits.windowMs);
+    if (evicted > 0) {
+      this.#evictions += evicted;
+      this.#metrics?.evictions.inc({ collection: 'episodeRecords' }, evicted);
     }
   }
 }
