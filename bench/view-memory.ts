@@ -8,7 +8,10 @@
 //     view started), and the V8 heap it holds;
 //   - time to first sync (every resource listed in pages of 500);
 //   - latency of the decision's lookups over the warm view: familyOf for a random agent,
-//     plus the Scale-parent and HPA lookups, p50/p99/max over 20,000 calls.
+//     plus the Scale-parent and HPA lookups, p50/p99/max over 20,000 calls;
+//   - latency of the decision itself over the warm view (the review handler with an
+//     in-memory ledger), and separately the shared ledger's compare-and-swap round trip
+//     against the fake over loopback HTTP.
 //
 // Neither the fake's memory nor the generation of objects counts: they live in the other
 // child. Options: --quick (2,000 workloads + 10,000 pods only), --scenario W:P (repeatable),
@@ -23,13 +26,26 @@ interface Scenario {
   readonly pods: number;
 }
 
+interface Percentiles {
+  readonly p50Us: number;
+  readonly p99Us: number;
+  readonly maxUs: number;
+}
+
+interface DecisionFigures extends Percentiles {
+  readonly allowed: number;
+  readonly denied: number;
+}
+
 interface Figures {
   readonly scenario: Scenario;
   readonly objects: number;
   readonly syncMs: number;
   readonly rssMiB: number;
   readonly heapMiB: number;
-  readonly lookup: { readonly p50Us: number; readonly p99Us: number; readonly maxUs: number; readonly meanMembers: number };
+  readonly lookup: Percentiles & { readonly meanMembers: number };
+  readonly decision: DecisionFigures;
+  readonly cas: Percentiles;
 }
 
 const NODES = 500;
@@ -235,6 +251,8 @@ async function measure(url: string, scenario: Scenario): Promise<void> {
   }
   samples.sort((a, b) => a - b);
   const q = (p: number) => (samples[Math.min(samples.length - 1, Math.floor(p * samples.length))] ?? 0) * 1000;
+  const decision = await measureDecisions(url, view);
+  const cas = await measureCompareAndSwap(url);
   await view.stop();
   const figures: Figures = {
     scenario,
@@ -243,8 +261,132 @@ async function measure(url: string, scenario: Scenario): Promise<void> {
     rssMiB: (rss1 - rss0) / 2 ** 20,
     heapMiB: (heap1 - heap0) / 2 ** 20,
     lookup: { p50Us: q(0.5), p99Us: q(0.99), maxUs: (samples.at(-1) ?? 0) * 1000, meanMembers: members / samples.length },
+    decision,
+    cas,
   };
   process.send?.(figures);
+}
+
+/** p50, p99 and max of samples in milliseconds, in microseconds. */
+function percentilesUs(samplesMs: number[]): Percentiles {
+  const sorted = [...samplesMs].sort((a, b) => a - b);
+  const at = (p: number) => (sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))] ?? 0) * 1000;
+  return { p50Us: at(0.5), p99Us: at(0.99), maxUs: (sorted.at(-1) ?? 0) * 1000 };
+}
+
+const DECISIONS = 20_000;
+
+/**
+ * The decision itself over the warm view: the guard's review handler (parsing the review,
+ * counting, the family over the view, the judgement, the ledger step, the response) for
+ * an agent updating one of its Deployments to one more replica. The ledger is in memory,
+ * so no round trip is included; that is measured by {@link measureCompareAndSwap}.
+ */
+async function measureDecisions(url: string, view: import('../src/cluster/kube-view.ts').KubeView): Promise<DecisionFigures> {
+  const { createReviewHandler } = await import('../src/admission/review-handler.ts');
+  const { compileAgentMatcher } = await import('../src/policy/agent-matcher.ts');
+  const { parsePolicyText } = await import('../src/policy/policy-loader.ts');
+  const { PolicyLoadSource } = await import('../src/load/policy-load-source.ts');
+  const { InMemoryLedger } = await import('../src/cluster/in-memory-ledger.ts');
+  const { createMetrics } = await import('../src/telemetry/metrics.ts');
+  const { systemClock } = await import('../src/clock.ts');
+  const { Registry } = await import('prom-client');
+  const { pino } = await import('pino');
+
+  const { policies, problems } = parsePolicyText(
+    [
+      'apiVersion: replica-guard.io/v1alpha1',
+      'kind: ReplicaPolicy',
+      'metadata: { name: bench }',
+      'spec:',
+      '  mode: enforce',
+      '  agents: { serviceAccounts: ["team-*:agent-*"] }',
+      '  need: { static: 3 }',
+      '  limits: { headroom: 2, perFamily: 400, workloadsPerFamily: 200, rate: { instances: 1000000, per: 1h } }',
+      '',
+    ].join('\n'),
+    'bench.yaml',
+  );
+  if (problems.length > 0) throw new Error(JSON.stringify(problems));
+  const active = { policies, matcher: compileAgentMatcher(policies) };
+  const metrics = createMetrics(new Registry());
+  const logger = pino({ level: 'warn' });
+  const handle = createReviewHandler({
+    policies: () => active,
+    view,
+    loadSource: new PolicyLoadSource({ clock: systemClock, logger, errors: metrics.loadSourceErrors }),
+    ledger: new InMemoryLedger({ windowMs: 3_600_000, maxEpisodes: 10_000 }),
+    clock: systemClock,
+    logger,
+    metrics,
+    scaleResources: [],
+    deadlineMarginMs: 2_000,
+    defaultTimeoutMs: 10_000,
+    maxStalenessMs: 60_000,
+  });
+
+  // Real Deployments from the fake, as the apiserver would send them in an update.
+  const res = await fetch(`${url}/apis/apps/v1/deployments?limit=2000`);
+  const list = (await res.json()) as { items: { metadata: { namespace: string; name: string; uid: string }; spec: { replicas: number; template: { spec: { serviceAccountName: string } } } }[] };
+  if (list.items.length === 0) throw new Error('no deployments to decide on');
+  const rand = seeded(11);
+  const samples: number[] = [];
+  const verdicts = { allowed: 0, denied: 0 };
+  for (let i = 0; i < DECISIONS; i++) {
+    const d = list.items[Math.floor(rand() * list.items.length)];
+    if (!d) continue;
+    const sa = d.spec.template.spec.serviceAccountName;
+    const object = { apiVersion: 'apps/v1', kind: 'Deployment', ...d, spec: { ...d.spec, replicas: d.spec.replicas + 1 } };
+    const review = {
+      apiVersion: 'admission.k8s.io/v1',
+      kind: 'AdmissionReview',
+      request: {
+        uid: `review-${i}`,
+        kind: { group: 'apps', version: 'v1', kind: 'Deployment' },
+        resource: { group: 'apps', version: 'v1', resource: 'deployments' },
+        requestKind: { group: 'apps', version: 'v1', kind: 'Deployment' },
+        requestResource: { group: 'apps', version: 'v1', resource: 'deployments' },
+        name: d.metadata.name,
+        namespace: d.metadata.namespace,
+        operation: 'UPDATE',
+        userInfo: { username: `system:serviceaccount:${d.metadata.namespace}:${sa}`, uid: sa, groups: ['system:serviceaccounts', 'system:authenticated'] },
+        object,
+        oldObject: { apiVersion: 'apps/v1', kind: 'Deployment', ...d },
+        dryRun: false,
+        options: { apiVersion: 'meta.k8s.io/v1', kind: 'UpdateOptions' },
+      },
+    };
+    const t0 = performance.now();
+    const answer = await handle('validate', review, '10s');
+    samples.push(performance.now() - t0);
+    const body = answer.body as { response?: { allowed?: boolean } };
+    if (answer.status !== 200 || body.response === undefined) throw new Error(`decision failed: ${JSON.stringify(answer.body)}`);
+    verdicts[body.response.allowed ? 'allowed' : 'denied']++;
+  }
+  return { ...percentilesUs(samples), ...verdicts };
+}
+
+const CAS_ROUNDS = 2_000;
+
+/**
+ * The shared ledger's round trip: one transaction that changes an agent's state, that is
+ * a GET of its ConfigMap and a compare-and-swap PUT (a POST the first time), over
+ * loopback HTTP to the fake API server, one at a time, 50 agents in turn.
+ */
+async function measureCompareAndSwap(url: string): Promise<Percentiles> {
+  const { KubeLedger } = await import('../src/cluster/kube-ledger.ts');
+  const { addProvenance } = await import('../src/core/ledger-state.ts');
+  const { systemClock } = await import('../src/clock.ts');
+  const ledger = new KubeLedger({ connection: { baseUrl: url }, namespace: 'replica-guard', clock: systemClock });
+  const samples: number[] = [];
+  for (let i = 0; i < CAS_ROUNDS; i++) {
+    const agent = `system:serviceaccount:team-1:agent-${i % 50}`;
+    const t0 = performance.now();
+    await ledger.transact(agent, (state) => ({ result: undefined, next: addProvenance(state, `uid-${i}`, new Date(), ledger.limits) }));
+    // The first round of each agent creates its ConfigMap: not a compare-and-swap.
+    if (i >= 50) samples.push(performance.now() - t0);
+  }
+  return percentilesUs(samples);
 }
 
 // ---- the orchestrator ------------------------------------------------------------------------
@@ -278,6 +420,17 @@ async function run(scenarios: Scenario[], nodeFlags: string[]): Promise<void> {
   for (const r of results) {
     console.log(
       `| ${f(r.scenario.workloads)} | ${f(r.scenario.pods)} | ${f(r.objects)} | ${f(r.syncMs / 1000, 1)} s | ${f(r.rssMiB)} MiB | ${f(r.heapMiB)} MiB | ${f(r.lookup.p50Us, 1)} µs | ${f(r.lookup.p99Us, 1)} µs | ${f(r.lookup.maxUs)} µs | ${f(r.lookup.meanMembers, 1)} |`,
+    );
+  }
+  console.log('');
+  console.log(`Decisions over the warm view (${f(DECISIONS)} updates, in-memory ledger) and shared-ledger rounds (${f(CAS_ROUNDS - 50)} compare-and-swap transactions against the fake over loopback HTTP):`);
+  console.log('');
+  console.log('| workloads | pods | decision p50 | decision p99 | decision max | allowed / denied | ledger round p50 | ledger round p99 | ledger round max |');
+  console.log('| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
+  for (const r of results) {
+    const d = r.decision;
+    console.log(
+      `| ${f(r.scenario.workloads)} | ${f(r.scenario.pods)} | ${f(d.p50Us, 1)} µs | ${f(d.p99Us, 1)} µs | ${f(d.maxUs)} µs | ${f(d.allowed)} / ${f(d.denied)} | ${f(r.cas.p50Us)} µs | ${f(r.cas.p99Us)} µs | ${f(r.cas.maxUs)} µs |`,
     );
   }
 }

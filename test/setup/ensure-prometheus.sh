@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# The tests run a real Prometheus and promtool (Debian's `prometheus` package). On a fresh
+# machine this installs it, as root or through passwordless sudo, and keeps the service
+# the package enables stopped: the tests start their own on loopback ports. Nothing to do
+# when /usr/bin/prometheus and /usr/bin/promtool are there, or PROMETHEUS_BIN names a binary.
+set -euo pipefail
+
+if [ -n "${PROMETHEUS_BIN:-}" ]; then
+  [ -x "$PROMETHEUS_BIN" ] && exit 0
+  echo "PROMETHEUS_BIN=$PROMETHEUS_BIN is not an executable file" >&2
+  exit 1
+fi
+if [ -x /usr/bin/prometheus ] && [ -x /usr/bin/promtool ]; then
+  exit 0
+fi
+
+if [ "$(id -u)" -eq 0 ]; then
+  as_root=()
+elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
+  as_root=(sudo -n)
+else
+  echo "the tests need Debian's prometheus and promtool: apt-get install -y --no-install-recommends prometheus (as root), or set PROMETHEUS_BIN" >&2
+  exit 1
+fi
+if ! command -v apt-get >/dev/null 2>&1; then
+  echo "the tests need prometheus and promtool on the PATH, and this system has no apt-get to install them; set PROMETHEUS_BIN" >&2
+  exit 1
+fi
+
+echo "installing Debian's prometheus for the tests" >&2
+"${as_root[@]}" apt-get update -qq
+DEBIAN_FRONTEND=noninteractive "${as_root[@]}" apt-get install -y -qq --no-install-recommends prometheus >&2
+
+# The package enables a service on :9090 that the tests never use.
+if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet prometheus 2>/dev/null; then
+  "${as_root[@]}" systemctl disable --now prometheus >/dev/null 2>&1 || true
+elif [ -x /etc/init.d/prometheus ] && /etc/init.d/prometheus status >/dev/null 2>&1; then
+  "${as_root[@]}" /etc/init.d/prometheus stop >/dev/null 2>&1 || true
+fi
