@@ -42,6 +42,9 @@ function buildWebhookApp(deps: AppDeps): FastifyInstance {
     loggerInstance: deps.logger as FastifyBaseLogger,
     // Request logs would repeat the audit line without its facts; decisions log themselves.
     logController: new LogController({ disableRequestLogging: true }),
+    // No child logger per request: creating one costs more than the non-agent path's own
+    // work, and the guard's log lines name the review's uid themselves.
+    childLoggerFactory: (logger: FastifyBaseLogger) => logger,
     bodyLimit: BODY_LIMIT_BYTES,
     keepAliveTimeout: KEEP_ALIVE_TIMEOUT_MS,
     // The body is only read field by field, never merged into other objects, so
@@ -59,7 +62,7 @@ function buildWebhookApp(deps: AppDeps): FastifyInstance {
   app.setErrorHandler((error: FastifyError, request, reply) => {
     const code = errorCodeOf(error);
     deps.metrics.errors.inc({ code });
-    if (code === 'RG_ERR_INTERNAL') request.log.error({ err: error }, 'webhook request failed');
+    if (code === 'RG_ERR_INTERNAL') request.log.error({ err: error, url: request.url }, 'webhook request failed');
     void reply.status(ERROR_CODES[code] === 200 ? 500 : ERROR_CODES[code]).send({ code, message: messageOf(code, error) });
   });
   app.setNotFoundHandler((request, reply) => {
