@@ -353,11 +353,15 @@ export class KubeView implements ClusterView, WorkloadPodsReader {
   /**
    * The pods a workload runs now (not deleting, not Succeeded or Failed), found through
    * their controller references down from the workload (a Deployment's ReplicaSets' pods),
-   * with their CPU requests. Undefined before the first sync or past `maxStalenessMs`. A
-   * workload the view does not have runs no pods: a new workload, whose need is `need.min`.
+   * with their CPU requests. Undefined before the first sync, past `maxStalenessMs`, and
+   * for a kind the view does not watch (a `scaleResources` entry such as an Argo Rollout):
+   * its pods cannot be known, which is not the same as having none. A workload of a
+   * watched kind that the view does not have runs no pods: a new workload, whose need is
+   * `need.min`.
    */
   podsOf(ref: WorkloadRef): WorkloadPods | undefined {
     if (!this.#fresh()) return undefined;
+    if (!this.#tracked.has(`${ref.group}/${ref.kind}`) || ref.kind === 'Node') return undefined;
     const workload = this.#index.get(ref.group, ref.kind, ref.namespace, ref.name);
     const uid = workload?.ref.uid;
     if (uid === undefined) return { namespace: ref.namespace, labelSelector: '', pods: [] };

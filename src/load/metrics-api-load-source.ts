@@ -104,7 +104,7 @@ export class MetricsApiLoadSource implements LoadSource {
 
     const workload = this.#pods.podsOf(ref);
     if (workload === undefined) {
-      return this.#fail('unknown_workload', `the guard does not know the pods of ${describe(ref)} yet`);
+      return this.#fail('unknown_workload', `the guard does not know the pods of ${describe(ref)} (its view is not synced or too old, or does not watch that kind)`);
     }
     if (workload.pods.length === 0) {
       this.#reporter.failed('metrics-api', { reason: 'no_series', detail: `${describe(ref)} runs no pods` });

@@ -104,6 +104,8 @@ describe('KubeView: a workload’s pods for the metrics-api source', () => {
     holdPods = false;
     await view.whenSynced();
     expect(view.podsOf({ ...WEB, name: 'fresh' })).toEqual({ namespace: 'shop', labelSelector: '', pods: [] });
+    // A kind the view does not watch (a scale resource such as a Rollout): its pods are unknown, not none.
+    expect(view.podsOf({ group: 'argoproj.io', kind: 'Rollout', namespace: 'shop', name: 'web' })).toBeUndefined();
     // The API goes silent: past maxStaleness the view no longer vouches for its pods.
     fake.stallWatches(true);
     fake.intercept(() => ({ status: 503, reason: 'ServiceUnavailable' }));
