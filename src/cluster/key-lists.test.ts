@@ -31,4 +31,20 @@ describe('KeyLists', () => {
     expect(seen).toEqual(['a', 'b']);
     expect(lists.get('rs')).toEqual(['a2', 'b2']);
   });
+
+  it('keeps the same behaviour for an owner with thousands of members', () => {
+    const lists = new KeyLists();
+    for (let i = 0; i < 5_000; i++) lists.add('job', `pod-${i}`);
+    lists.add('job', 'pod-7');
+    expect(lists.get('job')).toHaveLength(5_000);
+    expect(lists.get('job')[0]).toBe('pod-0');
+    const seen: string[] = [];
+    for (const member of lists.get('job')) {
+      seen.push(member);
+      lists.remove('job', member);
+    }
+    expect(seen).toHaveLength(5_000);
+    expect(lists.get('job')).toEqual([]);
+    expect(lists.size).toBe(0);
+  });
 });

@@ -1,28 +1,46 @@
+/** Lists longer than this become Sets: copying them on every change would cost n² over a LIST. */
+const SET_THRESHOLD = 64;
+
 /**
- * A one-to-few index of strings (an owner's UID → its pods' keys), each list an
- * exact-size array replaced on change. The view keeps one entry per owner of a large
- * cluster, most with one to a handful of members: a Set costs about 150 bytes even for
- * one member and a growing array reserves slack, while an exact array costs 16 bytes plus
- * 8 per member. Changes come from watch events, rarely enough that copying a short list
- * on each is cheaper than the memory a mutable structure keeps.
+ * A one-to-few index of strings (an owner's UID → its pods' keys). Most owners of a large
+ * cluster have one to a handful of members, kept as exact-size arrays replaced on change:
+ * a Set costs about 150 bytes even for one member and a growing array reserves slack,
+ * while an exact array costs 16 bytes plus 8 per member. An owner with many members (a
+ * Job or ReplicaSet with thousands of pods) moves to a Set, so that the initial LIST and
+ * pod churn do not copy its list on every change. Either way `get` returns an array that
+ * later changes never touch, so a caller may change the index while iterating it.
  */
 export class KeyLists {
-  readonly #lists = new Map<string, readonly string[]>();
+  readonly #lists = new Map<string, readonly string[] | Set<string>>();
 
+  /** The members of `key`, in insertion order; empty when it has none. */
   get(key: string): readonly string[] {
-    return this.#lists.get(key) ?? [];
+    const list = this.#lists.get(key);
+    if (list === undefined) return [];
+    return list instanceof Set ? Array.from(list) : list;
   }
 
+  /** Adds a member once. */
   add(key: string, member: string): void {
     const list = this.#lists.get(key);
     if (list === undefined) this.#lists.set(key, [member]);
-    else if (!list.includes(member)) this.#lists.set(key, list.concat(member));
+    else if (list instanceof Set) list.add(member);
+    else if (!list.includes(member)) {
+      this.#lists.set(key, list.length >= SET_THRESHOLD ? new Set([...list, member]) : list.concat(member));
+    }
   }
 
+  /** Removes a member; a key left without members is forgotten. */
   remove(key: string, member: string): void {
     const list = this.#lists.get(key);
-    const at = list?.indexOf(member) ?? -1;
-    if (list === undefined || at < 0) return;
+    if (list === undefined) return;
+    if (list instanceof Set) {
+      list.delete(member);
+      if (list.size === 0) this.#lists.delete(key);
+      return;
+    }
+    const at = list.indexOf(member);
+    if (at < 0) return;
     if (list.length === 1) this.#lists.delete(key);
     else this.#lists.set(key, list.toSpliced(at, 1));
   }
