@@ -238,6 +238,9 @@ describe('fake API server: controls the cluster view relies on', () => {
     ]);
     expect((await json('/apis/metrics.k8s.io/v1beta1/namespaces/shop/pods/web-3')).status).toBe(404);
     expect((await json('/apis/metrics.k8s.io/v1beta1/namespaces/shop/pods?labelSelector=app%20in%20x')).status).toBe(400);
+    // An empty set is refused, as by the real parser; object prototype keys are no labels.
+    expect((await json('/apis/metrics.k8s.io/v1beta1/namespaces/shop/pods?labelSelector=app%20in%20()')).status).toBe(400);
+    expect(await names('constructor')).toEqual([]);
     fake.remove('pods', 'shop', 'web-2');
     expect(await names('app=web')).toEqual(['web-1']);
   });

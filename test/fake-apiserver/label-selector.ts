@@ -35,19 +35,22 @@ function parseRequirement(text: string): Requirement | undefined {
   if (set) {
     const [, key = '', op, list = ''] = set;
     const values = new Set(list.split(',').map((v) => v.trim()));
+    // The real parser refuses an empty set: `k in ()` is a 400, not a selector matching nothing.
+    if (values.has('')) return undefined;
     return op === 'in'
-      ? (labels) => key in labels && values.has(labels[key] ?? '')
-      : (labels) => !(key in labels) || !values.has(labels[key] ?? '');
+      ? (labels) => Object.hasOwn(labels, key) && values.has(labels[key] ?? '')
+      : (labels) => !Object.hasOwn(labels, key) || !values.has(labels[key] ?? '');
   }
   const equality = EQUALITY.exec(text);
   if (equality) {
     const [, key = '', op, value = ''] = equality;
-    return op === '!=' ? (labels) => labels[key] !== value : (labels) => labels[key] === value;
+    const valueOf = (labels: Readonly<Record<string, string>>) => (Object.hasOwn(labels, key) ? labels[key] : undefined);
+    return op === '!=' ? (labels) => valueOf(labels) !== value : (labels) => valueOf(labels) === value;
   }
   const exists = EXISTS.exec(text);
   if (exists) {
     const [, not, key = ''] = exists;
-    return not ? (labels) => !(key in labels) : (labels) => key in labels;
+    return not ? (labels) => !Object.hasOwn(labels, key) : (labels) => Object.hasOwn(labels, key);
   }
   return undefined;
 }
