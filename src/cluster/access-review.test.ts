@@ -75,6 +75,11 @@ describe('SubjectAccessReviews', () => {
     const { url } = await serve((_a, res) => json(res, 201, answer));
     const { sar, clock } = reviews(url);
     expect(await sar.allowed(AGENT, PATCH_HPA, NEVER)).toBe(false);
+    // An explicit deny, as the apiserver sends it: allowed false, denied true.
+    answer = review(false, true);
+    clock.advance(60_000);
+    expect(await sar.allowed(AGENT, PATCH_HPA, NEVER)).toBe(false);
+    // Even beside an allowed (a malformed answer), a deny is never read as a yes.
     answer = review(true, true);
     clock.advance(60_000);
     expect(await sar.allowed(AGENT, PATCH_HPA, NEVER)).toBe(false);
