@@ -2,15 +2,15 @@
 # The tests run a real Prometheus and promtool (Debian's `prometheus` package). On a fresh
 # machine this installs it, as root or through passwordless sudo, and keeps the service
 # the package enables stopped: the tests start their own on loopback ports. Nothing to do
-# when /usr/bin/prometheus and /usr/bin/promtool are there, or PROMETHEUS_BIN names a binary.
+# when Prometheus (/usr/bin/prometheus, or PROMETHEUS_BIN) and /usr/bin/promtool are there.
 set -euo pipefail
 
-if [ -n "${PROMETHEUS_BIN:-}" ]; then
-  [ -x "$PROMETHEUS_BIN" ] && exit 0
+# The rules tests call /usr/bin/promtool whatever PROMETHEUS_BIN says.
+if [ -n "${PROMETHEUS_BIN:-}" ] && [ ! -x "$PROMETHEUS_BIN" ]; then
   echo "PROMETHEUS_BIN=$PROMETHEUS_BIN is not an executable file" >&2
   exit 1
 fi
-if [ -x /usr/bin/prometheus ] && [ -x /usr/bin/promtool ]; then
+if [ -x "${PROMETHEUS_BIN:-/usr/bin/prometheus}" ] && [ -x /usr/bin/promtool ]; then
   exit 0
 fi
 
@@ -28,8 +28,9 @@ if ! command -v apt-get >/dev/null 2>&1; then
 fi
 
 echo "installing Debian's prometheus for the tests" >&2
-"${as_root[@]}" apt-get update -qq
-DEBIAN_FRONTEND=noninteractive "${as_root[@]}" apt-get install -y -qq --no-install-recommends prometheus >&2
+# Through env, so that sudo's environment reset keeps the frontend non-interactive.
+"${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+"${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >&2
 
 # The package enables a service on :9090 that the tests never use.
 if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet prometheus 2>/dev/null; then
