@@ -257,8 +257,8 @@ async function startGuard(ws: Workspace, options: GuardOptions): Promise<Guard> 
   children.add(child);
   const deadline = Date.now() + 60_000;
   while (Date.now() < deadline) {
-    if (child.exitCode !== null) {
-      throw new Error(`the guard exited with ${child.exitCode}; see ${join(outDir, 'logs')}`);
+    if (child.exitCode !== null || child.signalCode !== null) {
+      throw new Error(`the guard exited with ${child.exitCode ?? child.signalCode}; see ${join(outDir, 'logs')}`);
     }
     if ((await getStatus(`http://127.0.0.1:${opsPort}/readyz`)) === 200) {
       return { url: `https://127.0.0.1:${webhookPort}${WEBHOOK_PATH}`, child };
@@ -279,10 +279,25 @@ async function startBare(ws: Workspace, cpuProfile?: { readonly dir: string; rea
   children.add(child);
   const stdout = child.stdout;
   if (!stdout) throw new Error('no stdout from the bare server');
-  const [line] = (await once(stdout, 'data')) as [Buffer];
-  const parsed: unknown = JSON.parse(line.toString('utf8').split('\n')[0] ?? '');
+  // The first line says the port; the server dying first must not leave this waiting.
+  let first = '';
+  const line = await new Promise<string>((resolve, reject) => {
+    const onData = (chunk: Buffer) => {
+      first += chunk.toString('utf8');
+      const end = first.indexOf('\n');
+      if (end < 0) return;
+      stdout.off('data', onData);
+      child.off('exit', onExit);
+      resolve(first.slice(0, end));
+    };
+    const onExit = (code: number | null, signal: NodeJS.Signals | null) =>
+      reject(new Error(`the bare server exited with ${code ?? signal} before saying its port`));
+    stdout.on('data', onData);
+    child.once('exit', onExit);
+  });
+  const parsed: unknown = JSON.parse(line);
   const port = typeof parsed === 'object' && parsed !== null ? (parsed as Record<string, unknown>).port : undefined;
-  if (typeof port !== 'number') throw new Error(`the bare server said ${line.toString('utf8')}`);
+  if (typeof port !== 'number') throw new Error(`the bare server said ${line}`);
   stdout.resume();
   return { url: `https://127.0.0.1:${port}${WEBHOOK_PATH}`, child };
 }

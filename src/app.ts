@@ -62,7 +62,7 @@ function buildWebhookApp(deps: AppDeps): FastifyInstance {
   app.setErrorHandler((error: FastifyError, request, reply) => {
     const code = errorCodeOf(error);
     deps.metrics.errors.inc({ code });
-    if (code === 'RG_ERR_INTERNAL') request.log.error({ err: error, url: request.url }, 'webhook request failed');
+    if (code === 'RG_ERR_INTERNAL') request.log.error({ err: error, reqId: request.id, url: request.url }, 'webhook request failed');
     void reply.status(ERROR_CODES[code] === 200 ? 500 : ERROR_CODES[code]).send({ code, message: messageOf(code, error) });
   });
   app.setNotFoundHandler((request, reply) => {
