@@ -4,7 +4,7 @@ import type { Clock } from '../clock.ts';
 import type { AgentIdentity } from '../core/types.ts';
 import { excerpt, lookupSignals, readBodyCapped, requestFailure } from '../load/http-failure.ts';
 import { ShortCache } from '../load/short-cache.ts';
-import { type FetchLike, type KubeConnection, requestHeaders } from './kube-http.ts';
+import { type KubeConnection, kubeFetch } from './kube-http.ts';
 
 /** Who is asked about: a user name and the groups it authenticates with. */
 export interface AccessSubject {
@@ -55,7 +55,6 @@ const MAX_ANSWER_BYTES = 64 << 10;
  */
 export class SubjectAccessReviews {
   readonly #connection: KubeConnection;
-  readonly #fetch: FetchLike;
   readonly #baseUrl: string;
   readonly #logger: Logger;
   readonly #clock: Clock;
@@ -69,7 +68,6 @@ export class SubjectAccessReviews {
 
   constructor(options: SubjectAccessReviewsOptions) {
     this.#connection = options.connection;
-    this.#fetch = options.connection.fetch ?? ((url, init) => fetch(url, init));
     this.#baseUrl = options.connection.baseUrl.replace(/\/+$/, '');
     this.#logger = options.logger ?? pino({ enabled: false });
     this.#clock = options.clock;
@@ -121,12 +119,11 @@ export class SubjectAccessReviews {
       },
     });
     try {
-      const res = await this.#fetch(`${this.#baseUrl}${SAR_PATH}`, {
+      const res = await kubeFetch(this.#connection, SAR_PATH, {
         method: 'POST',
-        headers: { ...(await requestHeaders(this.#connection)), 'content-type': 'application/json' },
+        headers: { 'content-type': 'application/json' },
         body,
         signal: signals.signal,
-        ...(this.#connection.dispatcher ? { dispatcher: this.#connection.dispatcher } : {}),
       });
       const text = await readBodyCapped(res, MAX_ANSWER_BYTES);
       if (res.status < 200 || res.status >= 300) {

@@ -34,6 +34,22 @@ export async function requestHeaders(connection: KubeConnection): Promise<Record
   return headers;
 }
 
+/**
+ * One request to the API server on this connection: the connection's `fetch` (or the
+ * global one), its base URL (a path prefix kept, a trailing slash dropped) before `path`,
+ * its credentials merged under the request's own headers, and its dispatcher.
+ */
+export async function kubeFetch(
+  connection: KubeConnection,
+  path: string,
+  init: Omit<RequestInit, 'headers'> & { readonly headers?: Readonly<Record<string, string>> },
+): Promise<Response> {
+  const url = `${connection.baseUrl.replace(/\/+$/, '')}${path}`;
+  const request: RequestInit = { ...init, headers: { ...(await requestHeaders(connection)), ...init.headers } };
+  if (connection.dispatcher !== undefined) request.dispatcher = connection.dispatcher;
+  return (connection.fetch ?? ((u: string, i: RequestInit) => fetch(u, i)))(url, request);
+}
+
 /** TLS settings of a connection made with Node's own HTTP stack. */
 export interface NodeTls {
   readonly ca?: string | Buffer | undefined;

@@ -12,27 +12,11 @@ import {
   serializeState,
 } from '../core/ledger-state.ts';
 import { GuardError } from '../errors.ts';
+import { type KubeConnection, kubeFetch } from './kube-http.ts';
 import { countEvictions, type LedgerMetrics, type LedgerStep, TransactionalLedger } from './ledger.ts';
 
-/**
- * How to reach the Kubernetes API. The same shape as the view's `KubeConnection`
- * (kube-http.ts), declared here by structure so that one connection built from a
- * kubeconfig or the in-cluster service account serves both, without tying the ledger to
- * the reflectors' module: TLS (the cluster's CA, client certificates) lives in `fetch`
- * or `dispatcher`, credentials in `token` or `headers`.
- */
-export interface LedgerConnection {
-  /** e.g. `https://10.0.0.1:443` (a path prefix is kept). */
-  readonly baseUrl: string;
-  /** Defaults to the global `fetch`. */
-  readonly fetch?: ((url: string, init: RequestInit) => Promise<Response>) | undefined;
-  /** A static bearer token. */
-  readonly token?: string | undefined;
-  /** Headers asked for on every request: bound service-account tokens rotate. */
-  readonly headers?: (() => Promise<Readonly<Record<string, string>>>) | undefined;
-  /** Passed to `fetch` as is (an undici Agent carrying the CA, for instance). */
-  readonly dispatcher?: RequestInit['dispatcher'];
-}
+/** How the ledger reaches the Kubernetes API: the same connection the view uses. */
+export type LedgerConnection = KubeConnection;
 
 /** Options of the shared ledger. */
 export interface KubeLedgerOptions {
@@ -140,7 +124,6 @@ interface Pending {
  */
 export class KubeLedger extends TransactionalLedger {
   readonly #options: KubeLedgerOptions;
-  readonly #baseUrl: string;
   readonly #maxAttempts: number;
   readonly #requestTimeoutMs: number;
   readonly #roundTimeoutMs: number;
@@ -153,7 +136,6 @@ export class KubeLedger extends TransactionalLedger {
   constructor(options: KubeLedgerOptions) {
     super({ ...DEFAULT_LEDGER_LIMITS, ...options.limits }, { maxEpisodes: options.maxEpisodes ?? 10_000, metrics: options.metrics });
     this.#options = options;
-    this.#baseUrl = options.connection.baseUrl.replace(/\/+$/, '');
     this.#maxAttempts = Math.max(1, options.maxAttempts ?? 6);
     this.#requestTimeoutMs = options.requestTimeoutMs ?? 1000;
     this.#roundTimeoutMs = options.roundTimeoutMs ?? 2500;
@@ -322,16 +304,13 @@ export class KubeLedger extends TransactionalLedger {
     const { connection } = this.#options;
     const signal = AbortSignal.timeout(timeoutMs);
     try {
-      const headers: Record<string, string> = { accept: 'application/json' };
-      if (connection.token) headers.authorization = `Bearer ${connection.token}`;
-      if (connection.headers) Object.assign(headers, await connection.headers());
-      const init: RequestInit = { method, headers, signal };
-      if (body !== undefined) {
-        headers['content-type'] = 'application/json';
-        init.body = JSON.stringify(body);
-      }
-      if (connection.dispatcher !== undefined) init.dispatcher = connection.dispatcher;
-      const res = await (connection.fetch ?? fetch)(`${this.#baseUrl}${path}`, init);
+      const res = await kubeFetch(
+        connection,
+        path,
+        body === undefined
+          ? { method, signal }
+          : { method, signal, headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) },
+      );
       const text = await res.text();
       let parsed: unknown = text;
       try {

@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import { pino } from 'pino';
 import type { Clock } from '../clock.ts';
-import { type FetchLike, type KubeConnection, requestHeaders } from './kube-http.ts';
+import { type KubeConnection, kubeFetch } from './kube-http.ts';
 
 /**
  * A list+watch reflector for one resource, cluster-wide, on plain HTTP. Built on list and
@@ -205,7 +205,6 @@ const storeVersion = (rv: string | undefined): StoredVersion => {
 /** A list+watch reflector for one resource. Call {@link start}, then {@link stop}. */
 export class ListWatch {
   readonly #connection: KubeConnection;
-  readonly #fetch: FetchLike;
   readonly #resource: ResourceId;
   readonly #sink: ReflectorSink;
   readonly #clock: Clock;
@@ -231,7 +230,6 @@ export class ListWatch {
 
   constructor(options: ListWatchOptions) {
     this.#connection = options.connection;
-    this.#fetch = options.connection.fetch ?? ((url, init) => fetch(url, init));
     this.#resource = options.resource;
     this.#sink = options.sink;
     this.#clock = options.clock;
@@ -421,11 +419,7 @@ export class ListWatch {
     );
     try {
       if (this.#stopped) return { delivered, stalled };
-      const res = await this.#fetch(`${this.#connection.baseUrl}${this.#path}?${params}`, {
-        headers: await requestHeaders(this.#connection),
-        signal: controller.signal,
-        ...(this.#connection.dispatcher ? { dispatcher: this.#connection.dispatcher } : {}),
-      });
+      const res = await kubeFetch(this.#connection, `${this.#path}?${params}`, { signal: controller.signal });
       if (!res.ok) await throwFor(res);
       lastHeard = this.#clock.monotonicMs();
       const body = res.body;
@@ -510,11 +504,7 @@ export class ListWatch {
     this.#abort = controller;
     const timer = setTimeout(() => controller.abort(new Error('request timed out')), this.#tuning.requestTimeoutMs);
     try {
-      const res = await this.#fetch(`${this.#connection.baseUrl}${pathAndQuery}`, {
-        headers: await requestHeaders(this.#connection),
-        signal: controller.signal,
-        ...(this.#connection.dispatcher ? { dispatcher: this.#connection.dispatcher } : {}),
-      });
+      const res = await kubeFetch(this.#connection, pathAndQuery, { signal: controller.signal });
       if (!res.ok) await throwFor(res);
       return await res.json();
     } finally {

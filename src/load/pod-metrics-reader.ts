@@ -1,4 +1,4 @@
-import { type FetchLike, type KubeConnection, requestHeaders } from '../cluster/kube-http.ts';
+import { type KubeConnection, kubeFetch } from '../cluster/kube-http.ts';
 import { excerpt, lookupSignals, readBodyCapped, requestFailure } from './http-failure.ts';
 import type { LoadFailure } from './load-failures.ts';
 import { parseQuantity } from './quantity.ts';
@@ -43,8 +43,6 @@ export interface HttpPodMetricsReaderOptions {
  */
 export class HttpPodMetricsReader implements PodMetricsReader {
   readonly #connection: KubeConnection;
-  readonly #fetch: FetchLike;
-  readonly #baseUrl: string;
   readonly #what: string;
   readonly #timeoutMs: number;
   readonly #maxResponseBytes: number;
@@ -55,9 +53,6 @@ export class HttpPodMetricsReader implements PodMetricsReader {
       throw new Error(`the API server URL must be http or https: ${options.connection.baseUrl}`);
     }
     this.#connection = options.connection;
-    this.#fetch = options.connection.fetch ?? ((url, init) => fetch(url, init));
-    // A path prefix (an apiserver behind a proxy) is kept, as the reflectors keep it.
-    this.#baseUrl = options.connection.baseUrl.replace(/\/+$/, '');
     this.#what = `metrics.k8s.io at ${base.origin}`;
     this.#timeoutMs = options.timeoutMs ?? 2_000;
     this.#maxResponseBytes = options.maxResponseBytes ?? 8 << 20;
@@ -65,15 +60,11 @@ export class HttpPodMetricsReader implements PodMetricsReader {
 
   async cpuUsage(namespace: string, labelSelector: string, signal: AbortSignal): Promise<PodMetricsResult> {
     const query = labelSelector === '' ? '' : `?${new URLSearchParams({ labelSelector })}`;
-    const url = `${this.#baseUrl}/apis/metrics.k8s.io/v1beta1/namespaces/${encodeURIComponent(namespace)}/pods${query}`;
+    const path = `/apis/metrics.k8s.io/v1beta1/namespaces/${encodeURIComponent(namespace)}/pods${query}`;
     const signals = lookupSignals(signal, this.#timeoutMs);
     const what = this.#what;
     try {
-      const res = await this.#fetch(url, {
-        headers: await requestHeaders(this.#connection),
-        signal: signals.signal,
-        ...(this.#connection.dispatcher ? { dispatcher: this.#connection.dispatcher } : {}),
-      });
+      const res = await kubeFetch(this.#connection, path, { signal: signals.signal });
       const body = await readBodyCapped(res, this.#maxResponseBytes);
       if (body === undefined) return failed('bad_response', `${what} answered more than ${this.#maxResponseBytes} bytes`);
       if (res.status < 200 || res.status >= 300) return failed('http', httpDetail(what, res.status, body));
