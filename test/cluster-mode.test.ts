@@ -5,6 +5,8 @@ import { pino } from 'pino';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { systemClock } from '../src/clock.ts';
 import { configSchema } from '../src/config.ts';
+import { ledgerConfigMapName } from '../src/cluster/kube-ledger.ts';
+import { parseState } from '../src/core/ledger-state.ts';
 import { type AssembledGuard, assembleGuard } from '../src/guard.ts';
 import { FakeApiServer } from './fake-apiserver/fake-apiserver.ts';
 import { review } from './helpers/fixtures.ts';
@@ -28,6 +30,8 @@ afterEach(async () => {
   await fake.close();
   await rm(dir, { recursive: true, force: true });
 });
+
+const AGENT = 'system:serviceaccount:agents:agent-1';
 
 const POLICY = `apiVersion: replica-guard.io/v1alpha1
 kind: ReplicaPolicy
@@ -100,6 +104,45 @@ describe('the guard on a cluster', () => {
       .toBe(false);
     const denied = await validate(g, scaleWeb(uid, 3, 5));
     expect(denied.status?.message).toMatch(/perFamily 8 potential instances, 3 held by the rest of the family/);
+  });
+
+  it("forgets a deleted workload's provenance in the shared ledger at the agent's next decision", async () => {
+    const { uid: web } = seedAgentWeb();
+    // Runs as another account with another image: in the family only by provenance.
+    const api = fake.put('deployments', deployment('agents', 'agent-api', 1, 'worker', 'registry.local/api:1')).metadata.uid ?? '';
+    const scaleApi = (from: number, to: number) =>
+      review('deployment-scale-agent-10', {
+        oldReplicas: from,
+        replicas: to,
+        set: [
+          ['object.metadata.uid', api],
+          ['object.metadata.name', 'agent-api'],
+          ['oldObject.metadata.name', 'agent-api'],
+          ['name', 'agent-api'],
+        ],
+      });
+    const g = await start();
+    await ready(g);
+    const provenance = () => {
+      const data = fake.get('configmaps', 'replica-guard', ledgerConfigMapName(AGENT))?.data as { state?: string } | undefined;
+      return parseState(data?.state).state.provenance.map((p) => p.uid);
+    };
+    expect((await validate(g, scaleWeb(web, 3, 4))).allowed).toBe(true);
+    expect((await validate(g, scaleApi(1, 2))).allowed).toBe(true);
+    expect(provenance()).toEqual([web, api]);
+    fake.remove('deployments', 'agents', 'agent-web');
+    let to = 2;
+    await expect
+      .poll(
+        async () => {
+          // A new episode each time (1 → 3, 1 → 4...): every one is recorded and written.
+          to++;
+          await validate(g, scaleApi(1, to));
+          return provenance();
+        },
+        { timeout: 5000, interval: 50 },
+      )
+      .toEqual([api]);
   });
 
   it('puts the family under pressure after a pod is deleted by someone else, and then holds growth', async () => {

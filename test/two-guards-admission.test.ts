@@ -46,6 +46,9 @@ class FrozenView implements ClusterView {
   scalerOf(ref: WorkloadRef) {
     return this.#index.scalerOf(ref);
   }
+  isGone(): boolean {
+    return false;
+  }
   nodes(): readonly NodeInfo[] {
     return [];
   }

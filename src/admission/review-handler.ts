@@ -6,9 +6,11 @@ import { type Episode, episodeKey, workloadKeyOf } from '../core/episode.ts';
 import { countUnderPolicy, potentialOf } from '../core/instances.ts';
 import {
   addProvenance,
+  compactId,
   confirmObserved,
   confirmReservation,
   expire,
+  forgetGoneProvenance,
   holdRequested,
   lossesWithin,
   rateUsed,
@@ -220,26 +222,33 @@ export function createReviewHandler(deps: ReviewHandlerDeps): ReviewHandler {
     const limits = deps.ledger.limits;
     const writes = !req.dryRun;
     const confirmAtOnce = 'observe' in deps.view;
+    // Hashed once per request: every ledger function takes the compact form as it is.
+    const workloadKey = compactId(workloadKeyOf(change));
+    let keyMemo: { readonly from: number; readonly to: number; readonly key: string } | undefined;
+    const keyOf = (from: number, to: number): string => {
+      if (keyMemo?.from !== from || keyMemo.to !== to) keyMemo = { from, to, key: compactId(episodeKey(agent.username, change, from, to)) };
+      return keyMemo.key;
+    };
 
     const step: LedgerStep<Settled> = (before) => {
       // Past the deadline the fallback has answered: this step must not spend anything.
       const spend = writes && !signal.aborted;
       let state = before;
-      let provenance = state.provenance.map((p) => p.uid);
       // Reservations the view now shows are confirmed before any expire: a reservation is
       // released only when the view never showed it (another admission step refused it).
       if (!confirmAtOnce && state.reservations.length > 0) {
-        const shown = familyOf(agent, deps.view, provenance, [], change.ref).members;
+        const uids = state.provenance.map((p) => p.uid);
+        const shown = familyOf(agent, deps.view, uids, [], change.ref).members;
         const self = deps.view.workload(change.ref.group, change.ref.kind, change.ref.namespace, change.ref.name);
         for (const m of self ? [...shown, self] : shown) {
           const ids = [`${m.ref.group}/${m.ref.kind}/${m.ref.namespace}/${m.ref.name}`, ...(m.ref.uid ? [m.ref.uid] : [])];
           state = confirmObserved(state, ids, m.count.steady, now, limits).state;
         }
       }
-      state = expire(state, now, limits);
-      provenance = state.provenance.map((p) => p.uid);
+      state = forgetGoneProvenance(expire(state, now, limits), (uid) => deps.view.isGone(uid));
+      const provenance = state.provenance.map((p) => p.uid);
       // Growth admitted (by any replica) that the view does not show yet still counts.
-      const pending = reservedInstances(state, now) - reservedInstances(state, now, [workloadKeyOf(change)]);
+      const pending = reservedInstances(state, now) - reservedInstances(state, now, [workloadKey]);
       const families: (FamilyFact | undefined)[] = [];
       const judgements = policies.map((policy, i) => {
         const ignore = policy.clones?.ignoreImages ?? [];
@@ -269,10 +278,10 @@ export function createReviewHandler(deps: ReviewHandlerDeps): ReviewHandler {
       let sums: EpisodeSums | undefined;
       if (spend && lead?.growth) {
         if (webhook === 'mutate' && resolution.type === 'clamp') {
-          state = holdRequested(state, episodeKey(agent.username, change, lead.from, resolution.to), lead.to, now, limits);
+          state = holdRequested(state, keyOf(lead.from, resolution.to), lead.to, now, limits);
         }
         if (webhook === 'validate') {
-          const key = episodeKey(agent.username, change, lead.from, lead.to);
+          const key = keyOf(lead.from, lead.to);
           held = requestedFor(state, key, now, limits);
           // The episode's risk sums go into the ledger in the same write as its key, and only
           // when the key is new: a retry loop can never inflate E, O or AOC.
@@ -288,7 +297,7 @@ export function createReviewHandler(deps: ReviewHandlerDeps): ReviewHandler {
               state,
               {
                 instances: family.potential + ownPotential(change, lead.policy, decision.kind === 'denied'),
-                workload: measured ? workloadKeyOf(change) : undefined,
+                workload: measured ? workloadKey : undefined,
                 need: measured ? (facts.need ?? undefined) : undefined,
               },
               now,
@@ -297,7 +306,7 @@ export function createReviewHandler(deps: ReviewHandlerDeps): ReviewHandler {
           }
           if (decision.kind !== 'denied') {
             const added = addedPotential(change, lead.policy);
-            state = reserve(state, { key, workload: workloadKeyOf(change), steady: lead.to, addedInstances: added }, now, limits);
+            state = reserve(state, { key, workload: workloadKey, steady: lead.to, addedInstances: added }, now, limits);
             // A view built from the requests themselves shows the growth at once.
             if (confirmAtOnce) state = confirmReservation(state, key, now, limits).state;
             if (change.ref.uid) state = addProvenance(state, change.ref.uid, now, limits);
@@ -483,6 +492,8 @@ export function createReviewHandler(deps: ReviewHandlerDeps): ReviewHandler {
       code?: string;
     },
   ): void {
+    // Built only when written: a third of an agent decision's cost at logLevel info.
+    if (!logger.isLevelEnabled('info')) return;
     const lead = facts.lead;
     logger.info(
       {

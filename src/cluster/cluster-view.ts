@@ -12,6 +12,12 @@ export type { WorkloadSnapshot } from '../core/types.ts';
 export interface ClusterView extends FamilyLookups {
   /** The workload with this group, kind, namespace and name, if the view has it. */
   workload(group: string, kind: string, namespace: string, name: string): WorkloadSnapshot | undefined;
+  /**
+   * True when the view saw the workload with this UID deleted (recently: a bounded
+   * memory). UIDs are never reused, so a gone UID's provenance can be forgotten. False
+   * says nothing: the view may not have seen the object yet, or forgot the deletion.
+   */
+  isGone(uid: string): boolean;
   /** The cluster's nodes, or undefined when they are not known. */
   nodes(): readonly NodeInfo[] | undefined;
   /**

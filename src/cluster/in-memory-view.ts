@@ -1,6 +1,7 @@
 import type { NodeInfo } from '../admission/node-eligibility.ts';
 import type { WorkloadRef, WorkloadSnapshot } from '../core/types.ts';
 import type { ObservingClusterView } from './cluster-view.ts';
+import { GoneUids } from './gone-uids.ts';
 import { WorkloadIndex } from './workload-index.ts';
 
 /**
@@ -10,6 +11,7 @@ import { WorkloadIndex } from './workload-index.ts';
 export class InMemoryClusterView implements ObservingClusterView {
   readonly #nodes: readonly NodeInfo[];
   readonly #index = new WorkloadIndex();
+  readonly #gone = new GoneUids();
 
   constructor(nodes: readonly NodeInfo[]) {
     this.#nodes = nodes;
@@ -35,6 +37,10 @@ export class InMemoryClusterView implements ObservingClusterView {
     return this.#index.scalerOf(ref);
   }
 
+  isGone(uid: string): boolean {
+    return this.#gone.has(uid);
+  }
+
   nodes(): readonly NodeInfo[] {
     return this.#nodes;
   }
@@ -44,6 +50,11 @@ export class InMemoryClusterView implements ObservingClusterView {
   }
 
   observe(ref: WorkloadRef, snapshot: WorkloadSnapshot | null): void {
+    const old = this.#index.get(ref.group, ref.kind, ref.namespace, ref.name)?.ref.uid;
+    // Deleted, or the name now holds another object: the old UID will never come back.
+    if (old !== undefined && (snapshot === null || (snapshot.ref.uid !== undefined && snapshot.ref.uid !== old))) {
+      this.#gone.mark(old);
+    }
     if (snapshot === null) this.#index.delete(ref);
     else this.#index.set(snapshot);
   }

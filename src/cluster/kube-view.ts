@@ -8,6 +8,7 @@ import type { Clock } from '../clock.ts';
 import type { WorkloadRef, WorkloadSnapshot } from '../core/types.ts';
 import type { WorkloadPod, WorkloadPods, WorkloadPodsReader } from '../load/workload-pods.ts';
 import type { ClusterView } from './cluster-view.ts';
+import { GoneUids } from './gone-uids.ts';
 import type { KubeConnection } from './kube-http.ts';
 import {
   COUNT_FIELDS,
@@ -159,6 +160,7 @@ export class KubeView implements ClusterView, WorkloadPodsReader {
   readonly #metrics: KubeViewMetrics;
   readonly #reflectors: ListWatch[] = [];
   readonly #index = new ViewWorkloads();
+  readonly #gone = new GoneUids();
   readonly #intern = new Interner();
   readonly #tracked: TrackedOwnerKinds;
   readonly #podKind: WorkloadKind;
@@ -322,6 +324,10 @@ export class KubeView implements ClusterView, WorkloadPodsReader {
     return this.#index.byUid(uid);
   }
 
+  isGone(uid: string): boolean {
+    return this.#gone.has(uid);
+  }
+
   runningAs(serviceAccountName: string): Iterable<WorkloadSnapshot> {
     this.#recountIfNeeded();
     return this.#index.runningAs(serviceAccountName);
@@ -404,7 +410,10 @@ export class KubeView implements ClusterView, WorkloadPodsReader {
     const [namespace, name] = splitKey(key);
     const prev = this.#index.get(kind.group, kind.kind, namespace, name);
     if (type === 'DELETED') {
-      if (prev) this.#removeWorkload(prev, key);
+      if (prev) {
+        if (prev.ref.uid) this.#gone.mark(prev.ref.uid);
+        this.#removeWorkload(prev, key);
+      }
       return;
     }
     let stripped: ReturnType<typeof stripWorkload>;
@@ -420,7 +429,11 @@ export class KubeView implements ClusterView, WorkloadPodsReader {
     const next = stripped.snapshot;
     const uid = next.ref.uid;
     const samePrev = prev && prev.ref.uid === uid ? prev : undefined;
-    if (prev && !samePrev) this.#removeWorkload(prev, key);
+    if (prev && !samePrev) {
+      // The same name with a new UID: the old object was deleted while the watch looked away.
+      if (prev.ref.uid && uid) this.#gone.mark(prev.ref.uid);
+      this.#removeWorkload(prev, key);
+    }
     const before = samePrev && uid ? this.#ownerFacts(uid) : undefined;
 
     this.#index.set(next);

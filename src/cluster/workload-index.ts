@@ -37,6 +37,8 @@ export class WorkloadIndex {
   }
 
   scalerOf(ref: WorkloadRef): WorkloadSnapshot | undefined {
+    // Asked for every family member on every decision: no key is built when there is no HPA.
+    if (this.#scalerByTarget.size === 0) return undefined;
     const key = this.#scalerByTarget.get(refKey(ref));
     return key === undefined ? undefined : this.#byKey.get(key);
   }

@@ -19,6 +19,8 @@ export interface Family extends FamilyFact {
 }
 
 const refKey = (r: WorkloadRef) => `${r.group}/${r.kind}/${r.namespace}/${r.name}`;
+const sameWorkload = (a: WorkloadRef, b: WorkloadRef) =>
+  a.name === b.name && a.namespace === b.namespace && a.kind === b.kind && a.group === b.group;
 
 /**
  * An agent's family (DESIGN.md): the workloads whose pods run as its service account
@@ -34,9 +36,11 @@ export function familyOf(
   ignoreImages: readonly string[],
   excluding: WorkloadRef,
 ): Family {
+  // Keyed by UID where there is one: a string the view already holds (and has hashed),
+  // where a path would be built anew for every member on every decision.
   const members = new Map<string, WorkloadSnapshot>();
   const add = (s: WorkloadSnapshot | undefined) => {
-    if (s && s.controllerUid === undefined && !s.scaleTarget) members.set(refKey(s.ref), s);
+    if (s && s.controllerUid === undefined && !s.scaleTarget) members.set(s.ref.uid ?? refKey(s.ref), s);
   };
   if (agent.serviceAccount) for (const s of lookups.runningAs(agent.serviceAccount.name)) add(s);
   for (const uid of provenance) add(lookups.workloadByUid(uid));
@@ -55,7 +59,7 @@ export function familyOf(
     }
   }
 
-  members.delete(refKey(excluding));
+  for (const [id, m] of members) if (sameWorkload(m.ref, excluding)) members.delete(id);
   let potential = 0;
   for (const m of members.values()) {
     potential += potentialOf(m.count);

@@ -11,6 +11,7 @@ import {
   episodeSumsWithin,
   expire,
   familyWithin,
+  forgetGoneProvenance,
   forgetProvenance,
   hasEpisodeKey,
   hasProvenance,
@@ -65,6 +66,16 @@ describe('emptyState and compactId', () => {
     expect(compactId(key(6))).not.toBe(long);
     expect(compactId('"'.repeat(10))).toMatch(/^#/);
     expect(compactId('a'.repeat(41))).toMatch(/^#/);
+  });
+
+  it('returns a compacted id unchanged, so that a key hashed once works everywhere', () => {
+    const once = compactId(key(7));
+    expect(compactId(once)).toBe(once);
+    const s = recordEpisodeKey(emptyState(), once, at(0), limits).state;
+    expect(recordEpisodeKey(s, key(7), at(1), limits).isNew).toBe(false);
+    // Something that merely starts with '#' but is not a hash's shape is hashed.
+    expect(compactId('#short')).not.toBe('#short');
+    expect(compactId(`#${'a'.repeat(23)}`)).toMatch(/^#[A-Za-z0-9_-]{22}$/);
   });
 });
 
@@ -141,6 +152,21 @@ describe('provenance', () => {
     const gone = forgetProvenance(s, 'uid-a');
     expect(hasProvenance(gone, 'uid-a')).toBe(false);
     expect(forgetProvenance(gone, 'uid-a')).toBe(gone);
+  });
+
+  it('forgets every workload the view saw deleted, so that dead entries never evict live ones', () => {
+    const l = small({ provenance: 3 });
+    let s = emptyState();
+    for (const uid of ['live', 'dead-1', 'dead-2']) s = addProvenance(s, uid, at(0), l);
+    const dead = new Set(['dead-1', 'dead-2']);
+    const pruned = forgetGoneProvenance(s, (uid) => dead.has(uid));
+    expect(pruned.provenance.map((p) => p.uid)).toEqual(['live']);
+    expect(forgetGoneProvenance(pruned, (uid) => dead.has(uid))).toBe(pruned);
+    // Two new workloads now fit beside the live one without evicting it.
+    let next = addProvenance(pruned, 'new-1', at(1), l);
+    next = addProvenance(next, 'new-2', at(2), l);
+    expect(hasProvenance(next, 'live')).toBe(true);
+    expect(next.evictions.provenance).toBe(0);
   });
 
   it('does not expire with time: a workload stays in the family while it exists', () => {

@@ -1,4 +1,5 @@
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
+import { CarriedIndex } from './carried-index.ts';
 import { addEpisodeSums, type BasisSums, type EpisodeSums, NO_EPISODES, type RiskOptions, type RiskReport, riskOf } from './risk.ts';
 
 /**
@@ -246,16 +247,22 @@ export function isEmptyState(state: AgentLedgerState): boolean {
 // ---- identifiers -----------------------------------------------------------------------
 
 const SAFE_ID = /^[A-Za-z0-9._-]{1,40}$/;
+const HASHED_ID = /^#[A-Za-z0-9_-]{22}$/;
 
 /**
  * How an identifier is stored: short safe strings (Kubernetes UIDs) as they are, anything
  * else (episode keys, which embed the agent's name and the workload's path) as `#` and
  * 22 characters of its SHA-256 (132 bits). That bounds every entry's size whatever the
  * input, which the 1 MiB ConfigMap limit needs, and no JSON escaping can inflate it.
+ *
+ * Idempotent: a stored id comes back as it is, so that a caller can hash a key once per
+ * request and pass the result to every function here (each hash costs microseconds on
+ * the request path). No key this code builds starts with `#` (episode keys are JSON
+ * arrays, workload keys contain `/`), so an unhashed id never passes for a hashed one.
  */
 export function compactId(id: string): string {
-  if (SAFE_ID.test(id)) return id;
-  return `#${createHash('sha256').update(id).digest('base64url').slice(0, 22)}`;
+  if (SAFE_ID.test(id) || HASHED_ID.test(id)) return id;
+  return `#${hash('sha256', id, 'base64url').slice(0, 22)}`;
 }
 
 // ---- limits ----------------------------------------------------------------------------
@@ -308,6 +315,23 @@ function keepSame<T>(items: readonly T[], keep: (item: T) => boolean): readonly 
 }
 
 /**
+ * `keepSame(items, (e) => e.at >= cutoff)` as a plain loop: every decision expires up to
+ * a thousand episode keys, and a comparison inlined here costs a fraction of a call
+ * through a predicate shared by every collection.
+ */
+function keepSince<T extends { readonly at: number }>(items: readonly T[], cutoff: number): readonly T[] {
+  let i = 0;
+  while (i < items.length && (items[i] as T).at >= cutoff) i++;
+  if (i === items.length) return items;
+  const out = items.slice(0, i);
+  for (i++; i < items.length; i++) {
+    const item = items[i] as T;
+    if (item.at >= cutoff) out.push(item);
+  }
+  return out;
+}
+
+/**
  * Drops the oldest entries beyond `cap`; returns the kept ones and how many of the dropped
  * were still live (those are evictions; dropping an expired one is not).
  */
@@ -315,6 +339,22 @@ function capOldest<T>(items: readonly T[], cap: number, live: (item: T) => boole
   if (items.length <= cap) return { kept: items, evicted: 0 };
   const dropped = items.slice(0, items.length - cap);
   return { kept: items.slice(items.length - cap), evicted: dropped.filter(live).length };
+}
+
+/**
+ * `capOldest([...items, item], cap, live)` without building the longer array first: on
+ * the request path these collections hold up to a thousand entries, and a spread of
+ * that size followed by a slice is most of what recording one entry costs.
+ */
+function appendCapped<T>(items: readonly T[], item: T, cap: number, live: (item: T) => boolean): { kept: readonly T[]; evicted: number } {
+  const drop = Math.max(0, items.length + 1 - cap);
+  let evicted = 0;
+  for (let i = 0; i < drop && i < items.length; i++) if (live(items[i] as T)) evicted++;
+  const kept = drop === 0 ? items.slice() : items.slice(drop);
+  // A cap smaller than one leaves no room; boundsOf keeps every cap at 1 or more.
+  if (kept.length < cap) kept.push(item);
+  else evicted += live(item) ? 1 : 0;
+  return { kept, evicted };
 }
 
 function bump(
@@ -360,11 +400,14 @@ export function expire(state: AgentLedgerState, now: Date, limits: LedgerLimits)
   const t = msOf(now);
   const cutoff = t - limits.windowMs;
   const longCutoff = t - maxWindowOf(limits);
-  const held = keepSame(state.held, (h) => h.at >= cutoff);
-  const episodeKeys = keepSame(state.episodeKeys, (e) => e.at >= cutoff);
+  const held = keepSince(state.held, cutoff);
+  const episodeKeys = keepSince(state.episodeKeys, cutoff);
+  if (episodeKeys !== state.episodeKeys) {
+    episodeKeyIndex.carry(state.episodeKeys, episodeKeys, state.episodeKeys.filter((e) => e.at < cutoff), []);
+  }
   const reservations = keepSame(state.reservations, (r) => r.expiresAt > t);
   const rate = keepSame(state.rate, (b) => bucketInWindow(b, longCutoff));
-  const losses = keepSame(state.losses, (l) => l.at >= longCutoff);
+  const losses = keepSince(state.losses, longCutoff);
   const lossBuckets = keepSame(state.lossBuckets, (b) => bucketInWindow(b, longCutoff));
   const expired = expireRisk(state, cutoff);
   if (
@@ -401,8 +444,9 @@ export function holdRequested(
   const existing = state.held.find((h) => h.key === k);
   if (existing && existing.at >= cutoff) return state;
   const rest = existing ? state.held.filter((h) => h !== existing) : state.held;
-  const { kept, evicted } = capOldest(
-    [...rest, { key: k, requested: count(requested, 'requested'), at: t }],
+  const { kept, evicted } = appendCapped(
+    rest,
+    { key: k, requested: count(requested, 'requested'), at: t },
     boundsOf(limits).held,
     (h) => h.at >= cutoff,
   );
@@ -419,6 +463,9 @@ export function requestedFor(state: AgentLedgerState, key: string, now: Date, li
 
 // ---- episode keys ----------------------------------------------------------------------------
 
+/** Episode keys by key: every decision looks one up among up to a thousand. */
+const episodeKeyIndex = new CarriedIndex<EpisodeKeyEntry>((e) => e.key);
+
 /**
  * Records an episode key once within the window. `isNew` is false for the mutating call's
  * twin, a reinvocation, the apiserver's retries and an agent's retry loop. Past the bound
@@ -433,10 +480,13 @@ export function recordEpisodeKey(
   const k = compactId(key);
   const t = msOf(now);
   const cutoff = t - limits.windowMs;
-  const existing = state.episodeKeys.find((e) => e.key === k);
+  const existing = episodeKeyIndex.get(state.episodeKeys, k);
   if (existing && existing.at >= cutoff) return { state, isNew: false };
   const rest = existing ? state.episodeKeys.filter((e) => e !== existing) : state.episodeKeys;
-  const { kept, evicted } = capOldest([...rest, { key: k, at: t }], boundsOf(limits).episodeKeys, (e) => e.at >= cutoff);
+  const entry = { key: k, at: t };
+  const { kept, evicted } = appendCapped(rest, entry, boundsOf(limits).episodeKeys, (e) => e.at >= cutoff);
+  const dropped = rest.slice(0, rest.length + 1 - kept.length);
+  episodeKeyIndex.carry(state.episodeKeys, kept, existing ? [existing, ...dropped] : dropped, [entry]);
   return { state: { ...state, episodeKeys: kept, evictions: bump(state.evictions, 'episodeKeys', evicted) }, isNew: true };
 }
 
@@ -444,7 +494,8 @@ export function recordEpisodeKey(
 export function hasEpisodeKey(state: AgentLedgerState, key: string, now: Date, limits: LedgerLimits): boolean {
   const k = compactId(key);
   const cutoff = msOf(now) - limits.windowMs;
-  return state.episodeKeys.some((e) => e.key === k && e.at >= cutoff);
+  const entry = episodeKeyIndex.get(state.episodeKeys, k);
+  return entry !== undefined && entry.at >= cutoff;
 }
 
 // ---- provenance --------------------------------------------------------------------------------
@@ -459,13 +510,24 @@ export function addProvenance(state: AgentLedgerState, uid: string, now: Date, l
   const last = state.provenance.at(-1);
   if (last && last.uid === id && last.at >= t) return state;
   const rest = keepSame(state.provenance, (p) => p.uid !== id);
-  const { kept, evicted } = capOldest([...rest, { uid: id, at: t }], boundsOf(limits).provenance, () => true);
+  const { kept, evicted } = appendCapped(rest, { uid: id, at: t }, boundsOf(limits).provenance, () => true);
   return { ...state, provenance: kept, evictions: bump(state.evictions, 'provenance', evicted) };
 }
 
 export function hasProvenance(state: AgentLedgerState, uid: string): boolean {
   const id = compactId(uid);
   return state.provenance.some((p) => p.uid === id);
+}
+
+/**
+ * Forgets every workload the view saw deleted (`gone` answers per stored UID). A UID is
+ * never reused, so a dead entry only takes the place of a live one in the bounded list:
+ * an agent that creates and deletes many workloads would otherwise push its live ones
+ * out of its family.
+ */
+export function forgetGoneProvenance(state: AgentLedgerState, gone: (uid: string) => boolean): AgentLedgerState {
+  const provenance = keepSame(state.provenance, (p) => !gone(p.uid));
+  return provenance === state.provenance ? state : { ...state, provenance };
 }
 
 /** Forgets a workload the view saw deleted. */
@@ -649,7 +711,7 @@ export function recordLoss(
   const longCutoff = msOf(now) - maxWindowOf(limits);
   if (when < longCutoff || state.losses.some((l) => l.uid === id)) return { state, isNew: false };
   const bounds = boundsOf(limits);
-  const { kept, evicted } = capOldest([...state.losses, { uid: id, at: when }], bounds.losses, (l) => l.at >= longCutoff);
+  const { kept, evicted } = appendCapped(state.losses, { uid: id, at: when }, bounds.losses, (l) => l.at >= longCutoff);
   const added = addToBuckets(state.lossBuckets, minuteOf(when), count(instances, 'instances'), bounds.buckets);
   return {
     state: {
@@ -738,7 +800,7 @@ export function recordFamily(state: AgentLedgerState, seen: FamilyObservation, n
   if (seen.workload !== undefined && seen.need !== undefined) {
     const id = compactId(seen.workload);
     const rest = (workloadNeeds ?? []).filter((w) => w.workload !== id);
-    workloadNeeds = capOldest([...rest, { workload: id, need: count(seen.need, 'need'), at: t }], boundsOf(limits).workloadNeeds, () => true).kept;
+    workloadNeeds = appendCapped(rest, { workload: id, need: count(seen.need, 'need'), at: t }, boundsOf(limits).workloadNeeds, () => true).kept;
   }
   return { ...state, family, workloadNeeds };
 }

@@ -199,6 +199,28 @@ describe('KubeView: families over the view', () => {
     await eventually(() => expect(familyOf(AGENT, v, [], [], NOTHING).members).toEqual([]));
   });
 
+  it('remembers the UIDs of workloads it saw deleted or replaced under the same name, and no others', async () => {
+    const gone = fake.put('deployments', deployment('x', 'gone', 2));
+    const replaced = fake.put('deployments', deployment('x', 'replaced', 2));
+    const kept = fake.put('deployments', deployment('x', 'kept', 2));
+    view = startView(fake.url);
+    await view.whenSynced();
+    const v = view;
+    const uid = (o: { metadata: { uid?: string } }) => o.metadata.uid ?? '';
+    fake.remove('deployments', 'x', 'gone');
+    fake.remove('deployments', 'x', 'replaced');
+    const again = fake.put('deployments', deployment('x', 'replaced', 3));
+    await eventually(() => expect(v.workload('apps', 'Deployment', 'x', 'replaced')?.ref.uid).toBe(uid(again)));
+    await eventually(() => expect(v.isGone(uid(gone))).toBe(true));
+    expect(v.isGone(uid(replaced))).toBe(true);
+    expect(v.isGone(uid(again))).toBe(false);
+    expect(v.isGone(uid(kept))).toBe(false);
+    // A scale of a live workload is no deletion.
+    fake.put('deployments', { ...kept, spec: { ...(kept.spec as object), replicas: 4 } });
+    await eventually(() => expect(v.workload('apps', 'Deployment', 'x', 'kept')?.count.steady).toBe(4));
+    expect(v.isGone(uid(kept))).toBe(false);
+  });
+
   it('treats objects controlled by kinds it does not watch as top owners', async () => {
     const knativeOwner = { apiVersion: 'serving.knative.dev/v1', kind: 'Revision', uid: 'rev-1' };
     fake.put('deployments', { ...deployment('agents', 'kn', 2), metadata: { namespace: 'agents', name: 'kn', ownerReferences: [{ ...knativeOwner, name: 'r', controller: true }] } });
