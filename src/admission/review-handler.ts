@@ -99,6 +99,12 @@ const KNOWN_KINDS = new Set([
 export function createReviewHandler(deps: ReviewHandlerDeps): ReviewHandler {
   const { metrics, clock, logger } = deps;
   const tolerance = deps.risk?.settings.tolerance ?? riskDefaults.tolerance;
+  // The apiserver sends the same timeout on every call of a webhook: parse it once.
+  let lastTimeout: { readonly param: string | undefined; readonly ms: number | undefined } | undefined;
+  const timeoutOf = (param: string | undefined): number | undefined => {
+    if (lastTimeout === undefined || lastTimeout.param !== param) lastTimeout = { param, ms: parseTimeoutParam(param) };
+    return lastTimeout.ms;
+  };
 
   const count = (webhook: Webhook, verdict: string, req: AdmissionRequest | undefined) =>
     metrics.requests.inc({
@@ -162,7 +168,7 @@ export function createReviewHandler(deps: ReviewHandlerDeps): ReviewHandler {
     });
     if (interpretation.type !== 'change') return uncounted(webhook, req, agent, interpretation);
 
-    const timeoutMs = parseTimeoutParam(timeoutParam) ?? deps.defaultTimeoutMs;
+    const timeoutMs = timeoutOf(timeoutParam) ?? deps.defaultTimeoutMs;
     const budgetMs = Math.max(0, timeoutMs - deps.deadlineMarginMs);
     const controller = new AbortController();
     let timer: NodeJS.Timeout | undefined;

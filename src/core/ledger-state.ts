@@ -267,7 +267,19 @@ export function compactId(id: string): string {
 
 // ---- limits ----------------------------------------------------------------------------
 
+/** Bounds derived from a limits object, once: every mutator asks, several times per decision. */
+const boundsCache = new WeakMap<LedgerLimits, LedgerBounds>();
+
 function boundsOf(limits: LedgerLimits): LedgerBounds {
+  let bounds = boundsCache.get(limits);
+  if (bounds === undefined) {
+    bounds = computeBounds(limits);
+    boundsCache.set(limits, bounds);
+  }
+  return bounds;
+}
+
+function computeBounds(limits: LedgerLimits): LedgerBounds {
   const b = limits.bounds ?? {};
   const pick = (name: keyof LedgerBounds) => Math.max(1, Math.min(LEDGER_BOUNDS[name], b[name] ?? LEDGER_BOUNDS[name]));
   return {
