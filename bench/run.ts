@@ -37,6 +37,7 @@ import { availableParallelism, cpus, release, tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { BENCH_POLICY } from './bench-policy.ts';
 import { type CpuUsage, cpuSnapshot, cpuUsage } from './cpu-usage.ts';
 import type { GeneratorReply, GeneratorRequest, LoadResult, LoadSpec } from './load-generator.ts';
 import { formatSummary, type ProfileSummary, readProfile, summariseProfile } from './profile-summary.ts';
@@ -187,27 +188,7 @@ function createWorkspace(): Workspace {
   mkdirSync(certs);
   mkdirSync(policies);
   const source = snapshotSources(guardRoot);
-  // Enforce for every service account of `agents`: allowance = min(need 3 + headroom 1, 10) = 4.
-  // No family limits, so that allowed creates keep being allowed however many there are.
-  writeFileSync(
-    join(policies, 'bench.yaml'),
-    [
-      'apiVersion: replica-guard.io/v1alpha1',
-      'kind: ReplicaPolicy',
-      'metadata:',
-      '  name: bench-agents',
-      'spec:',
-      '  mode: enforce',
-      '  agents:',
-      '    serviceAccounts: ["agents:*"]',
-      '  need:',
-      '    static: 3',
-      '  limits:',
-      '    headroom: 1',
-      '    perWorkload: 10',
-      '',
-    ].join('\n'),
-  );
+  writeFileSync(join(policies, 'bench.yaml'), BENCH_POLICY);
   return { dir, certs, policies, guardRoot, source };
 }
 

@@ -1,0 +1,104 @@
+// The review path's own cost, in process: the guard's review handler called directly with
+// the parsed body, as the embedded default wires it (in-memory view and ledger, static
+// need, logLevel warn), without HTTP, TLS or the load generator. What one review costs
+// beyond JSON.parse, per stream, so that the decision's share of a webhook round trip can
+// be told from the machine's. Not a test; single-threaded; about half a minute.
+//
+//   node bench/decision-cost.ts [--stream NAME]... [--chunks N]
+import { parseArgs } from 'node:util';
+import { pino } from 'pino';
+import { Registry } from 'prom-client';
+import { placeholderNodes } from '../src/admission/node-eligibility.ts';
+import { createReviewHandler, type ReviewHandler } from '../src/admission/review-handler.ts';
+import { systemClock } from '../src/clock.ts';
+import { InMemoryLedger } from '../src/cluster/in-memory-ledger.ts';
+import { InMemoryClusterView } from '../src/cluster/in-memory-view.ts';
+import { StaticLoadSource } from '../src/load/static-load-source.ts';
+import { compileAgentMatcher } from '../src/policy/agent-matcher.ts';
+import { formatProblem, parsePolicyText } from '../src/policy/policy-loader.ts';
+import { createMetrics } from '../src/telemetry/metrics.ts';
+import { BENCH_POLICY } from './bench-policy.ts';
+import { median } from './stats.ts';
+import { ALL_STREAM_NAMES, bodyFactory, isStreamName, STREAMS, type StreamName } from './streams.ts';
+
+const CHUNK = 10_000;
+const WARM_UP = 5_000;
+
+const { values } = parseArgs({
+  options: { stream: { type: 'string', multiple: true }, chunks: { type: 'string', default: '6' } },
+});
+const streams = (values.stream ?? ALL_STREAM_NAMES.filter((s) => s !== 'agent-creates-distinct')).map((s) => {
+  if (!isStreamName(s)) throw new Error(`unknown stream ${s}; one of ${ALL_STREAM_NAMES.join(', ')}`);
+  return s;
+});
+const chunks = Math.max(1, Number(values.chunks));
+
+function handler(): ReviewHandler {
+  const { policies, problems } = parsePolicyText(BENCH_POLICY, 'bench.yaml');
+  const errors = problems.filter((p) => p.severity === 'error');
+  if (errors.length > 0) throw new Error(errors.map(formatProblem).join('\n'));
+  const active = { policies, matcher: compileAgentMatcher(policies) };
+  return createReviewHandler({
+    policies: () => active,
+    view: new InMemoryClusterView(placeholderNodes(3)),
+    loadSource: new StaticLoadSource(),
+    ledger: new InMemoryLedger({ windowMs: 3_600_000, maxEpisodes: 100_000 }),
+    clock: systemClock,
+    logger: pino({ level: 'warn' }),
+    metrics: createMetrics(new Registry()),
+    scaleResources: [],
+    deadlineMarginMs: 2_000,
+    defaultTimeoutMs: 10_000,
+    maxStalenessMs: 60_000,
+  });
+}
+
+interface StreamCost {
+  readonly stream: StreamName;
+  /** Median over chunks of µs per review: JSON.parse alone, and parse plus the handler. */
+  readonly parseUs: number;
+  readonly reviewUs: number;
+}
+
+async function measure(stream: StreamName): Promise<StreamCost> {
+  const handle = handler();
+  const next = bodyFactory(stream);
+  const expected = STREAMS[stream].guardAllows;
+  const check = (allowed: unknown) => {
+    if (allowed !== expected) throw new Error(`${stream}: the handler answered allowed=${String(allowed)}, expected ${expected}`);
+  };
+  const answer = async (text: string) => {
+    const result = await handle('validate', JSON.parse(text), '10s');
+    const body = result.body as { response?: { allowed?: unknown } };
+    check(body.response?.allowed);
+  };
+  for (let i = 0; i < WARM_UP; i++) await answer(next());
+  const parse: number[] = [];
+  const review: number[] = [];
+  for (let c = 0; c < chunks; c++) {
+    // Bodies made before the clock starts: building them is not the guard's work.
+    const texts = Array.from({ length: CHUNK }, () => next());
+    let started = performance.now();
+    for (const t of texts) JSON.parse(t);
+    parse.push(((performance.now() - started) * 1000) / CHUNK);
+    started = performance.now();
+    for (const t of texts) await answer(t);
+    review.push(((performance.now() - started) * 1000) / CHUNK);
+  }
+  return { stream, parseUs: median(parse), reviewUs: median(review) };
+}
+
+const rows: string[] = [
+  '| Stream | JSON.parse (µs) | parse + review handler (µs) | the handler alone (µs) |',
+  '|---|---:|---:|---:|',
+];
+for (const stream of streams) {
+  const cost = await measure(stream);
+  rows.push(
+    `| ${stream} | ${cost.parseUs.toFixed(1)} | ${cost.reviewUs.toFixed(1)} | ${(cost.reviewUs - cost.parseUs).toFixed(1)} |`,
+  );
+  process.stderr.write(`[decision-cost] ${stream} done\n`);
+}
+process.stdout.write(
+  `Review handler cost in process (Node ${process.version}), median of ${chunks} chunks of ${CHUNK} reviews after ${WARM_UP} warm-up:\n\n${rows.join('\n')}\n`,
+);
