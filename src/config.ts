@@ -22,6 +22,52 @@ export const durationMs = z
  * the embedded default: webhooks on https://127.0.0.1:8443, metrics and probes on
  * http://127.0.0.1:8080, certificates in certs/, policies in policies/.
  */
+/** The kinds the cluster view watches on its own; a custom mapping may not claim them. */
+const BUILT_IN_KINDS = new Set([
+  'apps/Deployment',
+  'apps/ReplicaSet',
+  'apps/StatefulSet',
+  'apps/DaemonSet',
+  '/ReplicationController',
+  '/Pod',
+  '/Node',
+  'batch/Job',
+  'batch/CronJob',
+  'autoscaling/HorizontalPodAutoscaler',
+]);
+
+/**
+ * Each custom kind and resource mapped once, and none of the built-in kinds: the view
+ * keys objects by group, kind, namespace and name, so two mappings of one kind would
+ * overwrite each other's objects and read each as the other's deletion.
+ */
+function rejectOverlappingMappings(
+  mappings: readonly { readonly group: string; readonly kind: string; readonly resource: string }[],
+  ctx: z.RefinementCtx,
+): void {
+  const kinds = new Map<string, number>();
+  const resources = new Map<string, number>();
+  mappings.forEach((m, i) => {
+    const kind = `${m.group}/${m.kind}`;
+    const resource = `${m.group}/${m.resource}`;
+    if (BUILT_IN_KINDS.has(kind)) {
+      ctx.addIssue({ code: 'custom', path: [i, 'kind'], message: `${kind} is watched by the guard itself; map only custom resources` });
+    }
+    const kindAt = kinds.get(kind);
+    if (kindAt !== undefined) {
+      ctx.addIssue({ code: 'custom', path: [i, 'kind'], message: `${kind} is already mapped at customResources.${kindAt}; map each kind once` });
+    } else kinds.set(kind, i);
+    const resourceAt = resources.get(resource);
+    if (resourceAt !== undefined) {
+      ctx.addIssue({
+        code: 'custom',
+        path: [i, 'resource'],
+        message: `${resource} is already mapped at customResources.${resourceAt}; map each resource once`,
+      });
+    } else resources.set(resource, i);
+  });
+}
+
 export const configSchema = z.strictObject({
   webhook: z
     .strictObject({
@@ -128,6 +174,7 @@ export const configSchema = z.strictObject({
             podTemplatePaths: z.array(z.string().min(1)).default([]),
           }),
         )
+        .superRefine(rejectOverlappingMappings)
         .default([]),
     })
     .prefault({}),

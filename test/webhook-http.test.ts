@@ -163,6 +163,72 @@ describe('every growth channel is denied under enforce with a small cap', () => 
   });
 });
 
+describe('the embedded view and requests that do not commit', () => {
+  // A workload in the family by provenance only (it runs as another account with another
+  // image), and requests the guard admits that the apiserver does not carry out.
+  const FAMILY8 = policy('fam', {
+    mode: 'enforce',
+    need: { static: 100 },
+    limits: { perFamily: 8 },
+    podServiceAccounts: ['{self}', 'worker'],
+  });
+  const API = '11111111-1111-4111-8111-111111111111';
+  const WEB = '33333333-3333-4333-8333-333333333333';
+  const create = (name: string, uid: string, replicas: number, account: string, image: string) =>
+    review('deployment-create-agent', {
+      replicas,
+      set: [
+        ['name', name],
+        ['object.metadata.name', name],
+        ['object.metadata.uid', uid],
+        ['object.spec.template.spec.serviceAccountName', account],
+        ['object.spec.template.spec.serviceAccount', account],
+        ['object.spec.template.spec.containers.0.image', image],
+      ],
+    });
+  const scale = (name: string, uid: string, from: number, to: number) =>
+    review('deployment-scale-agent-10', {
+      oldReplicas: from,
+      replicas: to,
+      set: [
+        ['name', name],
+        ['object.metadata.name', name],
+        ['oldObject.metadata.name', name],
+        ['object.metadata.uid', uid],
+        ['oldObject.metadata.uid', uid],
+      ],
+    });
+  const failedWrites = {
+    // The apiserver calls the webhooks before it answers AlreadyExists.
+    'a CREATE of a name that exists': create('api', '22222222-2222-4222-8222-222222222222', 1, 'worker', 'registry.local/api:2'),
+    // Another webhook refuses the DELETE after the guard admitted it.
+    'a DELETE another webhook refuses': review('deployment-delete-agent', {
+      set: [
+        ['name', 'api'],
+        ['oldObject.metadata.name', 'api'],
+        ['oldObject.metadata.uid', API],
+      ],
+    }),
+  };
+
+  for (const [what, failed] of Object.entries(failedWrites)) {
+    it(`keeps a live workload in the family after ${what}`, async () => {
+      const g = guard({ policies: FAMILY8 });
+      expect((await g.review('validate', create('api', API, 4, 'worker', 'registry.local/api:1'))).allowed).toBe(true);
+      expect((await g.review('validate', create('agent-web', WEB, 1, 'agent-1', 'registry.example/agent:1.0'))).allowed).toBe(true);
+      await g.review('validate', failed);
+      // The agent's next write shows the real api (4 replicas) again.
+      expect((await g.review('validate', scale('api', API, 4, 4))).allowed).toBe(true);
+      // api's 4 + agent-web's 5 = 9 > perFamily 8, however often the family is walked.
+      for (let attempt = 0; attempt < 2; attempt++) {
+        const grow = await g.review('validate', scale('agent-web', WEB, 1, 5 + attempt));
+        expectDenied(grow);
+        expect(grow.status?.message).toMatch(/perFamily/);
+      }
+    });
+  }
+});
+
 describe('growth is judged, not calls', () => {
   const ssa = [
     'deployment-apply-server-agent-10',

@@ -1,7 +1,6 @@
 import type { NodeInfo } from '../admission/node-eligibility.ts';
 import type { WorkloadRef, WorkloadSnapshot } from '../core/types.ts';
 import type { ObservingClusterView } from './cluster-view.ts';
-import { GoneUids } from './gone-uids.ts';
 import { WorkloadIndex } from './workload-index.ts';
 
 /**
@@ -11,7 +10,6 @@ import { WorkloadIndex } from './workload-index.ts';
 export class InMemoryClusterView implements ObservingClusterView {
   readonly #nodes: readonly NodeInfo[];
   readonly #index = new WorkloadIndex();
-  readonly #gone = new GoneUids();
 
   constructor(nodes: readonly NodeInfo[]) {
     this.#nodes = nodes;
@@ -37,8 +35,16 @@ export class InMemoryClusterView implements ObservingClusterView {
     return this.#index.scalerOf(ref);
   }
 
-  isGone(uid: string): boolean {
-    return this.#gone.has(uid);
+  /**
+   * Always false: this view is built from admitted requests, and an admission is not a
+   * commit. A CREATE of a name that exists reaches the webhooks before the apiserver
+   * answers AlreadyExists, and another webhook can still refuse a DELETE the guard
+   * admitted, so a replaced or deleted entry here does not prove the object is gone;
+   * forgetting its provenance on that evidence would drop a live workload from the
+   * agent's family for good.
+   */
+  isGone(_uid: string): boolean {
+    return false;
   }
 
   nodes(): readonly NodeInfo[] {
@@ -50,11 +56,6 @@ export class InMemoryClusterView implements ObservingClusterView {
   }
 
   observe(ref: WorkloadRef, snapshot: WorkloadSnapshot | null): void {
-    const old = this.#index.get(ref.group, ref.kind, ref.namespace, ref.name)?.ref.uid;
-    // Deleted, or the name now holds another object: the old UID will never come back.
-    if (old !== undefined && (snapshot === null || (snapshot.ref.uid !== undefined && snapshot.ref.uid !== old))) {
-      this.#gone.mark(old);
-    }
     if (snapshot === null) this.#index.delete(ref);
     else this.#index.set(snapshot);
   }

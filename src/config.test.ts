@@ -1,0 +1,41 @@
+import { describe, expect, it } from 'vitest';
+import { configSchema } from './config.ts';
+
+const mapping = (over: Record<string, unknown> = {}) => ({
+  group: 'keda.sh',
+  version: 'v1alpha1',
+  resource: 'scaledobjects',
+  kind: 'ScaledObject',
+  countPaths: ['spec.maxReplicaCount'],
+  ...over,
+});
+
+function problems(customResources: unknown[]): string[] {
+  const result = configSchema.safeParse({ view: { customResources } });
+  return result.success ? [] : result.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`);
+}
+
+describe('view.customResources', () => {
+  it('accepts distinct custom kinds', () => {
+    const config = configSchema.parse({
+      view: { customResources: [mapping(), mapping({ group: 'ray.io', resource: 'rayclusters', kind: 'RayCluster', version: 'v1' })] },
+    });
+    expect(config.view.customResources.map((m) => m.kind)).toEqual(['ScaledObject', 'RayCluster']);
+  });
+
+  it('rejects a kind or a resource mapped twice, naming both places', () => {
+    expect(problems([mapping(), mapping({ countPaths: ['spec.minReplicaCount'] })])).toEqual([
+      'view.customResources.1.kind: keda.sh/ScaledObject is already mapped at customResources.0; map each kind once',
+      'view.customResources.1.resource: keda.sh/scaledobjects is already mapped at customResources.0; map each resource once',
+    ]);
+    expect(problems([mapping(), mapping({ kind: 'ScaledThing' })])).toEqual([
+      'view.customResources.1.resource: keda.sh/scaledobjects is already mapped at customResources.0; map each resource once',
+    ]);
+  });
+
+  it('rejects a mapping of a kind the guard watches itself', () => {
+    expect(problems([mapping({ group: 'apps', resource: 'deployments', kind: 'Deployment' })])).toEqual([
+      'view.customResources.0.kind: apps/Deployment is watched by the guard itself; map only custom resources',
+    ]);
+  });
+});
