@@ -1,21 +1,12 @@
 import { describe, expect, it } from 'vitest';
 import { expire, recordLoss } from '../src/core/ledger-state.ts';
-import { AGENT, review } from './helpers/fixtures.ts';
+import { AGENT, review, scaleReview } from './helpers/fixtures.ts';
 import { testGuard as guard, policy } from './helpers/guard.ts';
 
 // The rate window and survival pressure through the whole request path, on the embedded
 // default's in-memory ledger (the shared ledger is exercised in two-guards-admission).
 
-const scale = (name: string, from: number, to: number) =>
-  review('deployment-scale-agent-10', {
-    oldReplicas: from,
-    replicas: to,
-    set: [
-      ['name', name],
-      ['object.metadata.name', name],
-      ['object.metadata.uid', `uid-${name}`],
-    ],
-  });
+const scale = (name: string, from: number, to: number) => scaleReview(name, from, to);
 
 describe('rate window', () => {
   it('stops doubling: 1 → 2 → 4 → 8 within the window', async () => {

@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import type { LoadSource } from '../src/load/load-source.ts';
-import { ADMIN, AGENT, modify, review, setPath } from './helpers/fixtures.ts';
+import { ADMIN, AGENT, modify, review, scaleReview, setPath } from './helpers/fixtures.ts';
 import {
   causesOf,
   episodesOf,
@@ -186,18 +186,6 @@ describe('the embedded view and requests that do not commit', () => {
         ['object.spec.template.spec.containers.0.image', image],
       ],
     });
-  const scale = (name: string, uid: string, from: number, to: number) =>
-    review('deployment-scale-agent-10', {
-      oldReplicas: from,
-      replicas: to,
-      set: [
-        ['name', name],
-        ['object.metadata.name', name],
-        ['oldObject.metadata.name', name],
-        ['object.metadata.uid', uid],
-        ['oldObject.metadata.uid', uid],
-      ],
-    });
   const failedWrites = {
     // The apiserver calls the webhooks before it answers AlreadyExists.
     'a CREATE of a name that exists': create('api', '22222222-2222-4222-8222-222222222222', 1, 'worker', 'registry.local/api:2'),
@@ -218,10 +206,10 @@ describe('the embedded view and requests that do not commit', () => {
       expect((await g.review('validate', create('agent-web', WEB, 1, 'agent-1', 'registry.example/agent:1.0'))).allowed).toBe(true);
       await g.review('validate', failed);
       // The agent's next write shows the real api (4 replicas) again.
-      expect((await g.review('validate', scale('api', API, 4, 4))).allowed).toBe(true);
+      expect((await g.review('validate', scaleReview('api', 4, 4, API))).allowed).toBe(true);
       // api's 4 + agent-web's 5 = 9 > perFamily 8, however often the family is walked.
       for (let attempt = 0; attempt < 2; attempt++) {
-        const grow = await g.review('validate', scale('agent-web', WEB, 1, 5 + attempt));
+        const grow = await g.review('validate', scaleReview('agent-web', 1, 5 + attempt, WEB));
         expectDenied(grow);
         expect(grow.status?.message).toMatch(/perFamily/);
       }

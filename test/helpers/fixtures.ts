@@ -169,3 +169,21 @@ export function modify(review: Review, changes: ReviewChanges = {}): Review {
 export function review(name: string, changes: ReviewChanges = {}): Review {
   return modify(fixture(name), changes);
 }
+
+/**
+ * The recorded agent's Scale of Deployment `name` from one count to another; the object
+ * and its old version carry `uid` (default `uid-NAME`), as the apiserver's Scale does.
+ */
+export function scaleReview(name: string, from: number, to: number, uid = `uid-${name}`): Review {
+  return review('deployment-scale-agent-10', {
+    oldReplicas: from,
+    replicas: to,
+    set: [
+      ['name', name],
+      ['object.metadata.name', name],
+      ['oldObject.metadata.name', name],
+      ['object.metadata.uid', uid],
+      ['oldObject.metadata.uid', uid],
+    ],
+  });
+}
