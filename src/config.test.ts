@@ -33,9 +33,13 @@ describe('view.customResources', () => {
     ]);
   });
 
-  it('rejects a mapping of a kind the guard watches itself', () => {
+  it('rejects a mapping of a kind or resource the guard reads itself', () => {
     expect(problems([mapping({ group: 'apps', resource: 'deployments', kind: 'Deployment' })])).toEqual([
-      'view.customResources.0.kind: apps/Deployment is watched by the guard itself; map only custom resources',
+      'view.customResources.0.kind: apps/Deployment is read by the guard itself; map only custom resources',
+      'view.customResources.0.resource: apps/deployments is read by the guard itself; map only custom resources',
+    ]);
+    expect(problems([mapping({ group: 'autoscaling', resource: 'hpas', kind: 'HorizontalPodAutoscaler' })])).toEqual([
+      'view.customResources.0.kind: autoscaling/HorizontalPodAutoscaler is read by the guard itself; map only custom resources',
     ]);
   });
 });

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { BUILT_IN_KINDS } from './admission/workload-kinds.ts';
 import { MAX_METRICS_WINDOW_MS } from './core/ledger-state.ts';
 import { NORMALISATIONS, riskDefaults, type RiskSettings } from './core/risk.ts';
 import { riskMetricsDefaults } from './telemetry/risk-metrics.ts';
@@ -18,26 +19,13 @@ export const durationMs = z
   });
 
 /**
- * The process configuration. Every field has a default, so an empty file (or none) is
- * the embedded default: webhooks on https://127.0.0.1:8443, metrics and probes on
- * http://127.0.0.1:8080, certificates in certs/, policies in policies/.
+ * The built-in kinds the guard reads on its own, as `group/kind` and `group/resource`: a
+ * custom mapping may claim neither (nor the core group, which `group` cannot be empty for).
  */
-/** The kinds the cluster view watches on its own; a custom mapping may not claim them. */
-const BUILT_IN_KINDS = new Set([
-  'apps/Deployment',
-  'apps/ReplicaSet',
-  'apps/StatefulSet',
-  'apps/DaemonSet',
-  '/ReplicationController',
-  '/Pod',
-  '/Node',
-  'batch/Job',
-  'batch/CronJob',
-  'autoscaling/HorizontalPodAutoscaler',
-]);
+const BUILT_IN_NAMES = new Set([...BUILT_IN_KINDS.values()].flatMap((k) => [`${k.group}/${k.kind}`, `${k.group}/${k.resource}`]));
 
 /**
- * Each custom kind and resource mapped once, and none of the built-in kinds: the view
+ * Each custom kind and resource mapped once, and none of the built-in ones: the view
  * keys objects by group, kind, namespace and name, so two mappings of one kind would
  * overwrite each other's objects and read each as the other's deletion.
  */
@@ -45,29 +33,28 @@ function rejectOverlappingMappings(
   mappings: readonly { readonly group: string; readonly kind: string; readonly resource: string }[],
   ctx: z.RefinementCtx,
 ): void {
-  const kinds = new Map<string, number>();
-  const resources = new Map<string, number>();
+  const seen = new Map<string, number>();
   mappings.forEach((m, i) => {
-    const kind = `${m.group}/${m.kind}`;
-    const resource = `${m.group}/${m.resource}`;
-    if (BUILT_IN_KINDS.has(kind)) {
-      ctx.addIssue({ code: 'custom', path: [i, 'kind'], message: `${kind} is watched by the guard itself; map only custom resources` });
+    for (const [field, name] of [
+      ['kind', `${m.group}/${m.kind}`],
+      ['resource', `${m.group}/${m.resource}`],
+    ] as const) {
+      if (BUILT_IN_NAMES.has(name)) {
+        ctx.addIssue({ code: 'custom', path: [i, field], message: `${name} is read by the guard itself; map only custom resources` });
+        continue;
+      }
+      const at = seen.get(`${field}:${name}`);
+      if (at === undefined) seen.set(`${field}:${name}`, i);
+      else ctx.addIssue({ code: 'custom', path: [i, field], message: `${name} is already mapped at customResources.${at}; map each ${field} once` });
     }
-    const kindAt = kinds.get(kind);
-    if (kindAt !== undefined) {
-      ctx.addIssue({ code: 'custom', path: [i, 'kind'], message: `${kind} is already mapped at customResources.${kindAt}; map each kind once` });
-    } else kinds.set(kind, i);
-    const resourceAt = resources.get(resource);
-    if (resourceAt !== undefined) {
-      ctx.addIssue({
-        code: 'custom',
-        path: [i, 'resource'],
-        message: `${resource} is already mapped at customResources.${resourceAt}; map each resource once`,
-      });
-    } else resources.set(resource, i);
   });
 }
 
+/**
+ * The process configuration. Every field has a default, so an empty file (or none) is
+ * the embedded default: webhooks on https://127.0.0.1:8443, metrics and probes on
+ * http://127.0.0.1:8080, certificates in certs/, policies in policies/.
+ */
 export const configSchema = z.strictObject({
   webhook: z
     .strictObject({
