@@ -45,7 +45,11 @@ describe('replica-guard as a process, over real TLS', () => {
       }),
     );
     // Builds the Go probe once (installing Go with apt-get the first time).
-    const built = await run('bash', [join(PROJECT_ROOT, '../shared/tools/apiserver-probe/build.sh')], { timeout: 600_000 });
+    const buildScript = join(PROJECT_ROOT, '../shared/tools/apiserver-probe/build.sh');
+    await stat(buildScript).catch(() => {
+      throw new Error(`${buildScript} is missing: the Go TLS probe comes from ../shared, which must sit beside this checkout (README, Quick start)`);
+    });
+    const built = await run('bash', [buildScript], { timeout: 600_000 });
     probe = built.stdout.trim().split('\n').pop() ?? '';
   }, 600_000);
 
