@@ -22,7 +22,7 @@ import {
 } from '../core/ledger-state.ts';
 import { type Judgement, judge } from '../core/judge.ts';
 import { type Resolution, resolve } from '../core/resolve.ts';
-import { clonesMember, familyOf } from '../core/family.ts';
+import { clonedMember, describeWorkload, familyOf } from '../core/family.ts';
 import { type EpisodeSums, episodeSums, needClassOf, riskDefaults } from '../core/risk.ts';
 import type { AgentIdentity, FamilyFact, NeedFact, Policy, WorkloadChange, WorkloadRef } from '../core/types.ts';
 import { GuardError } from '../errors.ts';
@@ -262,17 +262,22 @@ export function createReviewHandler(deps: ReviewHandlerDeps): ReviewHandler {
         const family = { ...seen, potential: seen.potential + pending };
         families[i] = stale ? undefined : family;
         // A clone's need is 0: the whole clone is surplus unless the policy allows clones.
-        const clone =
-          change.createsWorkload &&
-          change.pods !== undefined &&
-          policy.clones?.allowed !== true &&
-          clonesMember(change.pods.fingerprints, family, ignore);
-        const need: NeedFact = clone ? { kind: 'measured', value: 0, source: 'clone' } : (needFacts[i] ?? { kind: 'unmeasured' });
+        const cloned =
+          change.createsWorkload && change.pods !== undefined && policy.clones?.allowed !== true
+            ? clonedMember(change.pods.fingerprints, family, ignore)
+            : undefined;
+        const need: NeedFact = cloned ? { kind: 'measured', value: 0, source: 'clone' } : (needFacts[i] ?? { kind: 'unmeasured' });
         const pressured = policy.underPressure !== undefined && lossesWithin(state, policy.underPressure.windowMs, now) > 0;
         return judge(
           judged,
           policy,
-          { need, family: stale ? undefined : family, rateUsed: (windowMs) => rateUsed(state, windowMs, now), underPressure: pressured },
+          {
+            need,
+            family: stale ? undefined : family,
+            rateUsed: (windowMs) => rateUsed(state, windowMs, now),
+            underPressure: pressured,
+            clonedMember: cloned && describeWorkload(cloned),
+          },
           agent,
         );
       });

@@ -192,6 +192,15 @@ export function judge(change: WorkloadChange, policy: Policy, facts: PolicyFacts
     }
   }
 
+  // A clone is the agent replicating itself: no load asked for it, so no headroom or cap
+  // makes room for it while the policy forbids clones.
+  if (facts.clonedMember !== undefined && policy.clones?.allowed !== true) {
+    violations.push({
+      limit: 'clones',
+      message: `${describeRef(change)} clones ${facts.clonedMember} of the agent's family (same service account and image), and policy ${policy.name} does not allow clones`,
+    });
+  }
+
   bounds.sort((a, b) => a.allows - b.allows || BOUND_ORDER.indexOf(a.limit) - BOUND_ORDER.indexOf(b.limit));
   const lowest = bounds[0];
   const allowance = lowest ? Math.max(0, lowest.allows) : null;

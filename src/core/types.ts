@@ -32,6 +32,7 @@ export type LimitName =
   | 'rate'
   | 'podServiceAccounts'
   | 'reservedAnnotations'
+  | 'clones'
   | 'onUnavailable';
 
 /** A loaded, validated policy. */
@@ -177,6 +178,11 @@ export interface PolicyFacts {
   readonly rateUsed?: ((windowMs: number) => number) | undefined;
   /** True when the family lost instances within the policy's `underPressure.window`. */
   readonly underPressure?: boolean | undefined;
+  /**
+   * The family member a new workload clones (same fingerprint, image not ignored), as
+   * `Kind namespace/name`; undefined when it clones none.
+   */
+  readonly clonedMember?: string | undefined;
 }
 
 /** A pod-template fingerprint, as kept for a workload (see core/fingerprint.ts). */
