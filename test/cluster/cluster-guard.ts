@@ -124,7 +124,7 @@ async function waitReady(guard: GuardProcess, timeoutMs = 60_000): Promise<void>
 export interface WebhookTarget {
   readonly guard: ClusterGuard;
   /** An extra CEL condition (for example on `request.name`), to split requests between guards. */
-  readonly condition?: string;
+  readonly condition?: string | undefined;
   /** The CA put in caBundle; the guard's own by default. */
   readonly caPem?: string;
 }
@@ -134,38 +134,54 @@ export const AGENT_NAMESPACES = ['agents', 'builds'] as const;
 
 const agentCondition = AGENT_NAMESPACES.map((ns) => `request.userInfo.username.startsWith('system:serviceaccount:${ns}:')`).join(' || ');
 
-function webhooks(kind: 'mutate' | 'validate', targets: readonly WebhookTarget[]) {
-  return targets.map((target, i) => ({
+/** Where a registered webhook sends its reviews: a guard, or any server with its CA. */
+export interface WebhookEndpoint {
+  /** https://host:port, without a path. */
+  readonly url: string;
+  readonly caPem: string;
+  readonly condition?: string | undefined;
+}
+
+function webhooks(kind: 'mutate' | 'validate', endpoints: readonly WebhookEndpoint[]) {
+  return endpoints.map((endpoint, i) => ({
     name: `${kind}-${i}.replica-guard.io`,
     admissionReviewVersions: ['v1'],
     sideEffects: 'NoneOnDryRun',
     failurePolicy: 'Fail',
     timeoutSeconds: 10,
     ...(kind === 'mutate' ? { reinvocationPolicy: 'IfNeeded' } : {}),
-    clientConfig: { url: `${target.guard.process.webhookUrl}/${kind}`, caBundle: Buffer.from(target.caPem ?? target.guard.caPem).toString('base64') },
+    clientConfig: { url: `${endpoint.url}/${kind}`, caBundle: Buffer.from(endpoint.caPem).toString('base64') },
     rules: webhookRules(),
     namespaceSelector: {
       matchExpressions: [{ key: 'kubernetes.io/metadata.name', operator: 'NotIn', values: [GUARD_NAMESPACE, 'kube-system'] }],
     },
     matchConditions: [
       { name: 'agents-only', expression: agentCondition },
-      ...(target.condition === undefined ? [] : [{ name: 'split', expression: target.condition }]),
+      ...(endpoint.condition === undefined ? [] : [{ name: 'split', expression: endpoint.condition }]),
     ],
   }));
 }
 
 /**
  * Registers the guard(s) as a mutating and a validating webhook, rules from
- * src/admission/webhook-rules.ts, `clientConfig.url` on loopback with the guard's CA,
- * and waits until the API server calls them (its webhook cache is filled from a watch).
+ * src/admission/webhook-rules.ts, `clientConfig.url` on loopback with the guard's CA.
+ * The API server fills its webhook cache from a watch: see {@link waitForWebhooks}.
  */
-export async function registerWebhooks(plane: ControlPlane, targets: readonly WebhookTarget[]): Promise<void> {
+export function registerWebhooks(plane: ControlPlane, targets: readonly WebhookTarget[]): Promise<void> {
+  return registerWebhooksFor(
+    plane,
+    targets.map((t) => ({ url: t.guard.process.webhookUrl, caPem: t.caPem ?? t.guard.caPem, condition: t.condition })),
+  );
+}
+
+/** Registers any endpoints as the guard is registered (same rules, matchConditions and settings). */
+export async function registerWebhooksFor(plane: ControlPlane, endpoints: readonly WebhookEndpoint[]): Promise<void> {
   const base = '/apis/admissionregistration.k8s.io/v1';
   for (const [resource, kind, hook] of [
     ['mutatingwebhookconfigurations', 'MutatingWebhookConfiguration', 'mutate'],
     ['validatingwebhookconfigurations', 'ValidatingWebhookConfiguration', 'validate'],
   ] as const) {
-    const body = { apiVersion: 'admissionregistration.k8s.io/v1', kind, metadata: { name: 'replica-guard' }, webhooks: webhooks(hook, targets) };
+    const body = { apiVersion: 'admissionregistration.k8s.io/v1', kind, metadata: { name: 'replica-guard' }, webhooks: webhooks(hook, endpoints) };
     const answer = await plane.api(ADMIN, `${base}/${resource}/replica-guard?fieldManager=test&force=true`, {
       method: 'PATCH',
       body,

@@ -1,0 +1,242 @@
+// `npm run bench:apiserver`: what admission adds to an agent's write as the API server
+// and its client see it, on the real kube-apiserver and etcd of the cluster test tier.
+// Not a test. See BENCHMARKS.md.
+//
+// Four set-ups, one after the other on one API server: no admission; a
+// ValidatingAdmissionPolicy (a CEL cap on spec.replicas); a minimal Node webhook that
+// parses the review and allows it, registered as the guard is (mutating and validating,
+// same rules and matchConditions); the guard in cluster mode with its ConfigMap ledger.
+// Two loads each: sequential PATCHes of deployments/w/scale alternating 2 ↔ 3, and 8
+// writers on one object. The client's latency and the API server's own
+// apiserver_admission_webhook_admission_duration_seconds are reported side by side.
+//
+//   npm run bench:apiserver                 500 sequential writes, 8 × 100 concurrent
+//   npm run bench:apiserver -- --quick      100 sequential, 8 × 25
+import { createServer as createHttpsServer, type Server } from 'node:https';
+import { parseArgs } from 'node:util';
+import { generateCertificateAuthority, generateServingCertificate } from '../src/tls/certificates.ts';
+import { policy } from '../test/helpers/guard.ts';
+import { type ClusterGuard, grantGuardAccess, registerWebhooksFor, startClusterGuard, unregisterWebhooks, waitForWebhooks } from '../test/cluster/cluster-guard.ts';
+import { ADMIN, ControlPlane, type Identity, serviceAccountIdentity } from '../test/cluster/control-plane.ts';
+import { deployment, grantAgentsWorkloadAccess, pathOf } from '../test/cluster/workloads.ts';
+import { percentile } from './stats.ts';
+
+const { values } = parseArgs({ options: { quick: { type: 'boolean', default: false } } });
+const SEQUENTIAL = values.quick ? 100 : 500;
+const PER_WRITER = values.quick ? 25 : 100;
+const WRITERS = 8;
+
+const agent = serviceAccountIdentity('agents', 'bench');
+const prober = serviceAccountIdentity('agents', 'prober');
+
+/** One set-up's figures for one load. */
+interface Row {
+  readonly setup: string;
+  readonly load: string;
+  readonly p50: number;
+  readonly p99: number;
+  readonly webhookP50: number | undefined;
+  readonly webhookP99: number | undefined;
+}
+
+async function scaleOnce(plane: ControlPlane, who: Identity, replicas: number): Promise<number> {
+  const started = process.hrtime.bigint();
+  const answer = await plane.api(who, `${pathOf('deployments', 'agents', 'w')}/scale`, {
+    method: 'PATCH',
+    body: { spec: { replicas } },
+    contentType: 'application/merge-patch+json',
+  });
+  const ms = Number(process.hrtime.bigint() - started) / 1e6;
+  if (answer.status !== 200) throw new Error(`scale to ${replicas}: HTTP ${answer.status} ${JSON.stringify(answer.body)}`);
+  return ms;
+}
+
+async function sequential(plane: ControlPlane): Promise<number[]> {
+  const times: number[] = [];
+  for (let i = 0; i < SEQUENTIAL; i++) times.push(await scaleOnce(plane, agent, i % 2 === 0 ? 3 : 2));
+  return times;
+}
+
+async function concurrent(plane: ControlPlane): Promise<number[]> {
+  const times: number[] = [];
+  await Promise.all(
+    Array.from({ length: WRITERS }, async (_, w) => {
+      for (let i = 0; i < PER_WRITER; i++) times.push(await scaleOnce(plane, agent, (i + w) % 2 === 0 ? 3 : 2));
+    }),
+  );
+  return times;
+}
+
+/** The API server's webhook latency histogram, summed over webhooks and operations: bucket bound → count. */
+async function webhookHistogram(plane: ControlPlane): Promise<Map<number, number>> {
+  const answer = await plane.api<string>(ADMIN, '/metrics');
+  const buckets = new Map<number, number>();
+  for (const line of String(answer.body).split('\n')) {
+    if (!line.startsWith('apiserver_admission_webhook_admission_duration_seconds_bucket{')) continue;
+    if (!line.includes('type="validating"')) continue;
+    const le = /le="([^"]+)"/.exec(line)?.[1];
+    const value = Number(line.slice(line.lastIndexOf(' ') + 1));
+    if (le === undefined) continue;
+    const bound = le === '+Inf' ? Number.POSITIVE_INFINITY : Number(le);
+    buckets.set(bound, (buckets.get(bound) ?? 0) + value);
+  }
+  return buckets;
+}
+
+/** A quantile from the difference of two cumulative histograms, at the bucket's upper bound (ms). */
+function histogramQuantile(before: Map<number, number>, after: Map<number, number>, q: number): number | undefined {
+  const bounds = [...after.keys()].sort((a, b) => a - b);
+  const total = (after.get(Number.POSITIVE_INFINITY) ?? 0) - (before.get(Number.POSITIVE_INFINITY) ?? 0);
+  if (total <= 0) return undefined;
+  for (const b of bounds) {
+    if ((after.get(b) ?? 0) - (before.get(b) ?? 0) >= q * total) return b * 1000;
+  }
+  return undefined;
+}
+
+async function measure(plane: ControlPlane, setup: string): Promise<Row[]> {
+  const rows: Row[] = [];
+  for (const [load, run] of [
+    ['sequential', sequential],
+    [`${WRITERS} writers`, concurrent],
+  ] as const) {
+    await scaleOnce(plane, agent, 2);
+    const before = await webhookHistogram(plane);
+    const times = (await run(plane)).sort((a, b) => a - b);
+    const after = await webhookHistogram(plane);
+    rows.push({
+      setup,
+      load,
+      p50: percentile(times, 50),
+      p99: percentile(times, 99),
+      webhookP50: histogramQuantile(before, after, 0.5),
+      webhookP99: histogramQuantile(before, after, 0.99),
+    });
+    process.stderr.write(`[bench:apiserver] ${setup}, ${load}: p50 ${rows.at(-1)?.p50.toFixed(1)} ms\n`);
+  }
+  return rows;
+}
+
+/** A webhook that parses the review and allows it: what any webhook costs at the least. */
+async function minimalWebhook(): Promise<{ server: Server; url: string; caPem: string }> {
+  const now = new Date();
+  const ca = await generateCertificateAuthority({ now });
+  const serving = await generateServingCertificate(ca, { dnsNames: ['localhost'], ipAddresses: ['127.0.0.1'], now });
+  const server = createHttpsServer({ cert: serving.cert, key: serving.key, keepAliveTimeout: 120_000 }, (req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      const review = JSON.parse(Buffer.concat(chunks).toString('utf8')) as { request?: { uid?: string } };
+      res.setHeader('content-type', 'application/json');
+      res.end(JSON.stringify({ apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', response: { uid: review.request?.uid, allowed: true } }));
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const address = server.address();
+  const port = typeof address === 'object' && address !== null ? address.port : 0;
+  return { server, url: `https://127.0.0.1:${port}`, caPem: ca.cert };
+}
+
+async function withPolicy(plane: ControlPlane, run: () => Promise<Row[]>): Promise<Row[]> {
+  const base = '/apis/admissionregistration.k8s.io/v1';
+  await plane.must(ADMIN, `${base}/validatingadmissionpolicies`, {
+    body: {
+      apiVersion: 'admissionregistration.k8s.io/v1',
+      kind: 'ValidatingAdmissionPolicy',
+      metadata: { name: 'bench-cap' },
+      spec: {
+        failurePolicy: 'Fail',
+        matchConstraints: { resourceRules: [{ apiGroups: ['apps'], apiVersions: ['v1'], operations: ['UPDATE'], resources: ['deployments/scale'] }] },
+        matchConditions: [{ name: 'agents', expression: "request.userInfo.username.startsWith('system:serviceaccount:agents:')" }],
+        validations: [{ expression: 'object.spec.replicas <= 4', message: 'at most 4 replicas' }],
+      },
+    },
+  });
+  await plane.must(ADMIN, `${base}/validatingadmissionpolicybindings`, {
+    body: {
+      apiVersion: 'admissionregistration.k8s.io/v1',
+      kind: 'ValidatingAdmissionPolicyBinding',
+      metadata: { name: 'bench-cap' },
+      spec: { policyName: 'bench-cap', validationActions: ['Deny'] },
+    },
+  });
+  // The policy is in force once a write over the cap is refused.
+  for (let i = 0; ; i++) {
+    const answer = await plane.api(agent, `${pathOf('deployments', 'agents', 'w')}/scale?dryRun=All`, {
+      method: 'PATCH',
+      body: { spec: { replicas: 9 } },
+      contentType: 'application/merge-patch+json',
+    });
+    if (answer.status === 422 || answer.status === 403) break;
+    if (i > 100) throw new Error('the ValidatingAdmissionPolicy never took effect');
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  const rows = await run();
+  await plane.api(ADMIN, `${base}/validatingadmissionpolicybindings/bench-cap`, { method: 'DELETE' });
+  await plane.api(ADMIN, `${base}/validatingadmissionpolicies/bench-cap`, { method: 'DELETE' });
+  return rows;
+}
+
+function table(rows: readonly Row[]): string {
+  const ms = (v: number | undefined) => (v === undefined ? '—' : v.toFixed(1));
+  const none = new Map(rows.filter((r) => r.setup === 'none').map((r) => [r.load, r]));
+  const minimal = new Map(rows.filter((r) => r.setup === 'minimal webhook').map((r) => [r.load, r]));
+  const lines = [
+    '| admission | load | p50 ms | p99 ms | added p50 | added p99 | × minimal (p50 / p99) | API server webhook p50 / p99 ms |',
+    '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |',
+  ];
+  for (const r of rows) {
+    const base = none.get(r.load);
+    const added50 = base ? r.p50 - base.p50 : undefined;
+    const added99 = base ? r.p99 - base.p99 : undefined;
+    const m = minimal.get(r.load);
+    const ratio =
+      m && base && r.setup !== 'none' && r.setup !== 'minimal webhook'
+        ? `${((r.p50 - base.p50) / (m.p50 - base.p50)).toFixed(2)} / ${((r.p99 - base.p99) / (m.p99 - base.p99)).toFixed(2)}`
+        : '—';
+    lines.push(
+      `| ${r.setup} | ${r.load} | ${ms(r.p50)} | ${ms(r.p99)} | ${r.setup === 'none' ? '—' : ms(added50)} | ${r.setup === 'none' ? '—' : ms(added99)} | ${ratio} | ${ms(r.webhookP50)} / ${ms(r.webhookP99)} |`,
+    );
+  }
+  return lines.join('\n');
+}
+
+const plane = await ControlPlane.start([agent, prober]);
+let guard: ClusterGuard | undefined;
+let minimal: Server | undefined;
+try {
+  await plane.ensureNamespace('agents');
+  await grantGuardAccess(plane);
+  await grantAgentsWorkloadAccess(plane, ['agents']);
+  await plane.must(ADMIN, pathOf('deployments', 'agents'), { body: deployment('agents', 'w', 2, 'bench') });
+
+  const rows: Row[] = [];
+  rows.push(...(await measure(plane, 'none')));
+  rows.push(...(await withPolicy(plane, () => measure(plane, 'ValidatingAdmissionPolicy'))));
+
+  const webhook = await minimalWebhook();
+  minimal = webhook.server;
+  await registerWebhooksFor(plane, [{ url: webhook.url, caPem: webhook.caPem }]);
+  await new Promise((r) => setTimeout(r, 2000));
+  rows.push(...(await measure(plane, 'minimal webhook')));
+  await unregisterWebhooks(plane);
+
+  guard = await startClusterGuard(
+    plane,
+    policy('bench', {
+      mode: 'enforce',
+      agents: { serviceAccounts: ['agents:*'] },
+      need: { static: 3, onUnavailable: 'deny' },
+      limits: { headroom: 1, perFamily: 20 },
+    }),
+  );
+  await registerWebhooksFor(plane, [{ url: guard.process.webhookUrl, caPem: guard.caPem }]);
+  await waitForWebhooks(plane, prober, 'agents', [guard]);
+  rows.push(...(await measure(plane, 'replica-guard')));
+
+  process.stdout.write(`${table(rows)}\n`);
+} finally {
+  await guard?.stop();
+  minimal?.close();
+  await plane.stop();
+}
