@@ -1,5 +1,6 @@
 import { policyJsonSchema } from '../policy/policy-json-schema.ts';
 import { runCheck } from './check.ts';
+import { runEvaluate } from './evaluate.ts';
 import { runPolicyTests } from './test-policies.ts';
 import type { CliIo } from './check.ts';
 
@@ -18,6 +19,8 @@ Commands:
                      (default: policies/cases/); exit 0: all pass, 1: a case
                      failed, 2: a case file or its policies cannot be read
   schema             print the JSON Schema of a policy document
+  evaluate FILES...  the risk tables (OR, AOC, ΦR) of recorded runs, audit logs
+                     or trajectories; evaluate --help for its options
   serve [args...]    run the admission webhook
   help               show this text`;
 
@@ -61,6 +64,8 @@ export async function runCli(argv: readonly string[], io: CliIo = processIo): Pr
     case 'schema':
       io.out(JSON.stringify(policyJsonSchema(), null, 2));
       return 0;
+    case 'evaluate':
+      return runEvaluate(args, io);
     case 'serve':
       return runServeCommand(args);
     case 'help':

@@ -1,0 +1,66 @@
+/** An option a command takes: a flag, or one that takes a value. */
+export interface OptionSpec {
+  readonly name: string;
+  /** A one-letter alias (`o` for `-o`). */
+  readonly short?: string | undefined;
+  readonly value: boolean;
+}
+
+/** Options and operands of a command line. */
+export interface ParsedArgs {
+  readonly options: ReadonlyMap<string, string | true>;
+  /** Values of options given more than once, in order. */
+  readonly repeated: ReadonlyMap<string, readonly string[]>;
+  readonly operands: readonly string[];
+}
+
+/**
+ * Parses `--name value`, `--name=value`, `-o value` and flags, the way kubectl takes them;
+ * `--` ends the options. Throws an Error whose message names the option at fault.
+ */
+export function parseArgs(args: readonly string[], specs: readonly OptionSpec[]): ParsedArgs {
+  const options = new Map<string, string | true>();
+  const repeated = new Map<string, string[]>();
+  const operands: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i] ?? '';
+    if (arg === '--') {
+      operands.push(...args.slice(i + 1));
+      break;
+    }
+    if (!arg.startsWith('-') || arg === '-') {
+      operands.push(arg);
+      continue;
+    }
+    const eq = arg.indexOf('=');
+    const key = eq > 0 ? arg.slice(0, eq) : arg;
+    const spec = specs.find((s) => key === `--${s.name}` || (s.short !== undefined && key === `-${s.short}`));
+    if (!spec) throw new Error(`unknown option ${key}`);
+    let value: string | true = true;
+    if (spec.value) {
+      const given = eq > 0 ? arg.slice(eq + 1) : args[++i];
+      if (given === undefined) throw new Error(`${key} needs a value`);
+      value = given;
+      repeated.set(spec.name, [...(repeated.get(spec.name) ?? []), given]);
+    } else if (eq > 0) {
+      throw new Error(`${key} takes no value`);
+    }
+    options.set(spec.name, value);
+  }
+  return { options, repeated, operands };
+}
+
+/** A numeric option's value, or the default; throws naming the option when it is not a number. */
+export function numberOption(parsed: ParsedArgs, name: string, fallback: number): number {
+  const v = parsed.options.get(name);
+  if (v === undefined) return fallback;
+  const n = typeof v === 'string' && v.trim() !== '' ? Number(v) : Number.NaN;
+  if (!Number.isFinite(n)) throw new Error(`--${name} must be a number, got ${JSON.stringify(v)}`);
+  return n;
+}
+
+/** A string option's value, or undefined. */
+export function stringOption(parsed: ParsedArgs, name: string): string | undefined {
+  const v = parsed.options.get(name);
+  return typeof v === 'string' ? v : undefined;
+}
