@@ -1,6 +1,6 @@
 import { stat } from 'node:fs/promises';
 import type { CliIo } from '../cli/check.ts';
-import { BadLine, linesOf, type NumberedLine } from './input-lines.ts';
+import { BadLine, eachLine, type NumberedLine } from './input-lines.ts';
 
 /** Bad lines reported in full under --skip-bad-lines; the rest are counted. */
 export const BAD_LINES_SHOWN = 20;
@@ -31,8 +31,10 @@ export async function readInput(
   }
   let lines = 0;
   let badLines = 0;
+  /** Thrown out of the line loop to stop at the first bad line. */
+  const stop = new Error('stop');
   try {
-    for await (const line of linesOf(files)) {
+    await eachLine(files, (line) => {
       lines++;
       try {
         handle(line);
@@ -41,13 +43,14 @@ export async function readInput(
         if (!skipBadLines) {
           io.err(`replica-guard ${command}: ${err.message}`);
           io.err('(--skip-bad-lines goes on with the other lines)');
-          return { exitCode: 1 };
+          throw stop;
         }
         badLines++;
         if (badLines <= BAD_LINES_SHOWN) io.err(`skipped ${err.message}`);
       }
-    }
+    });
   } catch (err) {
+    if (err === stop) return { exitCode: 1 };
     io.err(`replica-guard ${command}: cannot read the input: ${err instanceof Error ? err.message : String(err)}`);
     return { exitCode: 1 };
   }
