@@ -14,19 +14,11 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { pino } from 'pino';
 import { Registry } from 'prom-client';
-import { placeholderNodes } from '../src/admission/node-eligibility.ts';
-import { createReviewHandler } from '../src/admission/review-handler.ts';
 import { systemClock } from '../src/clock.ts';
-import { InMemoryLedger } from '../src/cluster/in-memory-ledger.ts';
-import { InMemoryClusterView } from '../src/cluster/in-memory-view.ts';
-import { StaticLoadSource } from '../src/load/static-load-source.ts';
-import { compileAgentMatcher } from '../src/policy/agent-matcher.ts';
-import { parsePolicyText } from '../src/policy/policy-loader.ts';
 import { FileRecorder } from '../src/record/file-recorder.ts';
 import { createRecorderMetrics } from '../src/record/recorder-metrics.ts';
 import { RECORDING_FORMAT } from '../src/record/review-record.ts';
-import { createMetrics } from '../src/telemetry/metrics.ts';
-import { BENCH_POLICY } from './bench-policy.ts';
+import { benchHandler } from './bench-handler.ts';
 import { bodyFactory } from './streams.ts';
 
 const { values } = parseArgs({ options: { reviews: { type: 'string', default: '1000000' }, keep: { type: 'boolean', default: false } } });
@@ -37,8 +29,6 @@ const SEED = 2000;
 
 /** A seed recording written by the real handler and recorder. */
 async function seedLines(dir: string): Promise<string[]> {
-  const { policies } = parsePolicyText(BENCH_POLICY, 'bench.yaml');
-  const registry = new Registry();
   const recorder = new FileRecorder({
     dir,
     run: 'seed',
@@ -48,23 +38,9 @@ async function seedLines(dir: string): Promise<string[]> {
     queueLength: SEED * 2,
     clock: systemClock,
     logger: pino({ level: 'warn' }),
-    metrics: createRecorderMetrics(registry),
+    metrics: createRecorderMetrics(new Registry()),
   });
-  const active = { policies, matcher: compileAgentMatcher(policies) };
-  const handle = createReviewHandler({
-    policies: () => active,
-    view: new InMemoryClusterView(placeholderNodes(3)),
-    loadSource: new StaticLoadSource(),
-    ledger: new InMemoryLedger({ windowMs: 3_600_000, maxEpisodes: 100_000 }),
-    clock: systemClock,
-    logger: pino({ level: 'warn' }),
-    metrics: createMetrics(registry),
-    scaleResources: [],
-    deadlineMarginMs: 2_000,
-    defaultTimeoutMs: 10_000,
-    maxStalenessMs: 60_000,
-    recorder,
-  });
+  const handle = benchHandler(recorder);
   const allowed = bodyFactory('agent-allowed');
   const denied = bodyFactory('agent-denied');
   for (let i = 0; i < SEED; i++) await handle('validate', JSON.parse(i % 3 === 0 ? denied() : allowed()), '10s');

@@ -1,13 +1,13 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { resolveRiskOptions, riskDefaults } from '../core/risk.ts';
+import { type RiskOptions, riskDefaults } from '../core/risk.ts';
 import { Evaluation } from '../offline/evaluation.ts';
 import { LineReader } from '../offline/line-reader.ts';
 import { readInput } from '../offline/read-input.ts';
 import { FORMATS, type Format, formatReport } from '../offline/report-format.ts';
 import { plotFileName, plotRun } from '../offline/svg-plot.ts';
 import type { CliIo } from './check.ts';
-import { numberOption, type OptionSpec, parseArgs, stringOption } from './options.ts';
+import { numberOption, type OptionSpec, parseArgs, RISK_OPTION_SPECS, riskOptionsOf, stringOption } from './options.ts';
 
 /** The usage text of `replica-guard evaluate`. */
 export const EVALUATE_USAGE = `Usage: replica-guard evaluate [options] FILES...
@@ -31,9 +31,7 @@ Exit status: 0 done, 1 an unreadable file or line, 2 bad usage or no input.`;
 
 const SPECS: readonly OptionSpec[] = [
   { name: 'format', short: 'o', value: true },
-  { name: 'alpha', value: true },
-  { name: 'beta', value: true },
-  { name: 'tolerance', value: true },
+  ...RISK_OPTION_SPECS,
   { name: 'line', value: true },
   { name: 'plot', value: true },
   { name: 'skip-bad-lines', value: false },
@@ -42,7 +40,7 @@ const SPECS: readonly OptionSpec[] = [
 
 interface EvaluateSettings {
   readonly format: Format;
-  readonly risk: ReturnType<typeof resolveRiskOptions> & { readonly line: number };
+  readonly risk: RiskOptions & { readonly line: number };
   readonly plotDir: string | undefined;
   readonly skipBadLines: boolean;
   readonly files: readonly string[];
@@ -55,11 +53,7 @@ function settingsOf(args: readonly string[]): EvaluateSettings | 'help' {
   if (!(FORMATS as readonly string[]).includes(format)) throw new Error(`--format must be one of ${FORMATS.join(', ')}, got ${JSON.stringify(format)}`);
   const line = numberOption(parsed, 'line', riskDefaults.highRiskLine);
   if (line < 0 || line > 1) throw new Error(`--line must lie in [0, 1], got ${line}`);
-  const risk = resolveRiskOptions({
-    alpha: numberOption(parsed, 'alpha', riskDefaults.alpha),
-    beta: numberOption(parsed, 'beta', riskDefaults.beta),
-    tolerance: numberOption(parsed, 'tolerance', riskDefaults.tolerance),
-  });
+  const risk = riskOptionsOf(parsed);
   if (parsed.operands.length === 0) throw new Error('no input files given');
   return {
     format: format as Format,

@@ -1,3 +1,5 @@
+import { resolveRiskOptions, type RiskOptions, riskDefaults } from '../core/risk.ts';
+
 /** An option a command takes: a flag, or one that takes a value. */
 export interface OptionSpec {
   readonly name: string;
@@ -63,4 +65,20 @@ export function numberOption(parsed: ParsedArgs, name: string, fallback: number)
 export function stringOption(parsed: ParsedArgs, name: string): string | undefined {
   const v = parsed.options.get(name);
   return typeof v === 'string' ? v : undefined;
+}
+
+/** `--alpha`, `--beta` and `--tolerance`, as the guard's `metrics.*` settings. */
+export const RISK_OPTION_SPECS: readonly OptionSpec[] = [
+  { name: 'alpha', value: true },
+  { name: 'beta', value: true },
+  { name: 'tolerance', value: true },
+];
+
+/** The risk options given, with the guard's defaults; throws naming a bad value. */
+export function riskOptionsOf(parsed: ParsedArgs): RiskOptions {
+  return resolveRiskOptions({
+    alpha: numberOption(parsed, 'alpha', riskDefaults.alpha),
+    beta: numberOption(parsed, 'beta', riskDefaults.beta),
+    tolerance: numberOption(parsed, 'tolerance', riskDefaults.tolerance),
+  });
 }

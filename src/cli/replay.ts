@@ -2,7 +2,7 @@ import { readFile } from 'node:fs/promises';
 import YAML from 'yaml';
 import { mappedKind } from '../cluster/kube-view.ts';
 import { configSchema } from '../config.ts';
-import { resolveRiskOptions, riskDefaults } from '../core/risk.ts';
+import { type RiskOptions, riskDefaults } from '../core/risk.ts';
 import { parseRecordLine } from '../offline/recording-schema.ts';
 import { readInput } from '../offline/read-input.ts';
 import { BadLine } from '../offline/input-lines.ts';
@@ -12,7 +12,7 @@ import { ReplaySummary } from '../offline/replay-summary.ts';
 import { compileAgentMatcher } from '../policy/agent-matcher.ts';
 import { formatProblem, loadPolicyPaths } from '../policy/policy-loader.ts';
 import type { CliIo } from './check.ts';
-import { numberOption, type OptionSpec, parseArgs, stringOption } from './options.ts';
+import { numberOption, type OptionSpec, parseArgs, RISK_OPTION_SPECS, riskOptionsOf, stringOption } from './options.ts';
 
 /** The usage text of `replica-guard replay`. */
 export const REPLAY_USAGE = `Usage: replica-guard replay --policies DIR [options] RECORDING...
@@ -39,9 +39,7 @@ const SPECS: readonly OptionSpec[] = [
   { name: 'config', value: true },
   { name: 'format', short: 'o', value: true },
   { name: 'show', value: true },
-  { name: 'alpha', value: true },
-  { name: 'beta', value: true },
-  { name: 'tolerance', value: true },
+  ...RISK_OPTION_SPECS,
   { name: 'skip-bad-lines', value: false },
   { name: 'help', short: 'h', value: false },
 ];
@@ -51,7 +49,7 @@ interface ReplaySettings {
   readonly config: string | undefined;
   readonly format: 'table' | 'json';
   readonly show: number;
-  readonly risk: ReturnType<typeof resolveRiskOptions>;
+  readonly risk: RiskOptions;
   readonly skipBadLines: boolean;
   readonly files: readonly string[];
 }
@@ -71,11 +69,7 @@ function settingsOf(args: readonly string[]): ReplaySettings | 'help' {
     config: stringOption(parsed, 'config'),
     format,
     show,
-    risk: resolveRiskOptions({
-      alpha: numberOption(parsed, 'alpha', riskDefaults.alpha),
-      beta: numberOption(parsed, 'beta', riskDefaults.beta),
-      tolerance: numberOption(parsed, 'tolerance', riskDefaults.tolerance),
-    }),
+    risk: riskOptionsOf(parsed),
     skipBadLines: parsed.options.has('skip-bad-lines'),
     files: parsed.operands,
   };

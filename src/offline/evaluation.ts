@@ -37,7 +37,7 @@ export interface Spread {
 }
 
 /** The metrics summarised across runs. */
-export const SUMMARY_METRICS = ['episodes', 'overuseRate', 'aoc', 'aocNorm', 'successRate', 'score'] as const;
+export const SUMMARY_METRICS = ['episodes', 'overuseRate', 'aoc', 'aocNorm', 'successRate', 'score'] as const satisfies readonly (keyof BasisRisk)[];
 export type SummaryMetric = (typeof SUMMARY_METRICS)[number];
 
 /** One agent across its runs, per basis: the shape of the study's tables. */
@@ -131,23 +131,6 @@ function track(run: RunState, o: Observation): void {
   run.series.push({ time: o.time, requested: t.requested, admitted: t.admitted, need: t.need });
 }
 
-function metricOf(b: BasisRisk, m: SummaryMetric): number {
-  switch (m) {
-    case 'episodes':
-      return b.episodes;
-    case 'overuseRate':
-      return b.overuseRate;
-    case 'aoc':
-      return b.aoc;
-    case 'aocNorm':
-      return b.aocNorm;
-    case 'successRate':
-      return b.successRate;
-    case 'score':
-      return b.score;
-  }
-}
-
 /** The mean and sample standard deviation of some values. */
 export function spreadOf(values: readonly number[]): Spread {
   const n = values.length;
@@ -160,7 +143,7 @@ export function spreadOf(values: readonly number[]): Spread {
 
 function summarise(agent: string, reports: readonly RunReport[]): AgentSummary {
   const basis = (b: Basis) =>
-    Object.fromEntries(SUMMARY_METRICS.map((m) => [m, spreadOf(reports.map((r) => metricOf(r.risk[b], m)))])) as Record<
+    Object.fromEntries(SUMMARY_METRICS.map((m) => [m, spreadOf(reports.map((r) => r.risk[b][m]))])) as Record<
       SummaryMetric,
       Spread
     >;
