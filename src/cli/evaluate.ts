@@ -7,7 +7,7 @@ import { readInput } from '../offline/read-input.ts';
 import { FORMATS, type Format, formatReport } from '../offline/report-format.ts';
 import { plotFileName, plotRun } from '../offline/svg-plot.ts';
 import type { CliIo } from './check.ts';
-import { numberOption, type OptionSpec, parseArgs, RISK_OPTION_SPECS, riskOptionsOf, stringOption } from './options.ts';
+import { numberOption, type OptionSpec, parseArgs, RISK_OPTION_SPECS, riskOptionsOf, settingsOrExit, stringOption } from './options.ts';
 
 /** The usage text of `replica-guard evaluate`. */
 export const EVALUATE_USAGE = `Usage: replica-guard evaluate [options] FILES...
@@ -69,17 +69,8 @@ function settingsOf(args: readonly string[]): EvaluateSettings | 'help' {
  * the functions the live metrics use (core/risk.ts), so both agree on the same episodes.
  */
 export async function runEvaluate(args: readonly string[], io: CliIo): Promise<number> {
-  let settings: EvaluateSettings | 'help';
-  try {
-    settings = settingsOf(args);
-  } catch (err) {
-    io.err(`replica-guard evaluate: ${err instanceof Error ? err.message : String(err)}\n\n${EVALUATE_USAGE}`);
-    return 2;
-  }
-  if (settings === 'help') {
-    io.out(EVALUATE_USAGE);
-    return 0;
-  }
+  const settings = settingsOrExit('evaluate', EVALUATE_USAGE, args, io, settingsOf);
+  if (typeof settings === 'number') return settings;
   const evaluation = new Evaluation(settings.risk, settings.plotDir !== undefined);
   const reader = new LineReader();
   let observations = 0;

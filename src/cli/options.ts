@@ -1,3 +1,4 @@
+import type { CliIo } from './check.ts';
 import { resolveRiskOptions, type RiskOptions, riskDefaults } from '../core/risk.ts';
 
 /** An option a command takes: a flag, or one that takes a value. */
@@ -81,4 +82,27 @@ export function riskOptionsOf(parsed: ParsedArgs): RiskOptions {
     beta: numberOption(parsed, 'beta', riskDefaults.beta),
     tolerance: numberOption(parsed, 'tolerance', riskDefaults.tolerance),
   });
+}
+
+/**
+ * A command's settings from its arguments, or its exit code: 0 after printing the usage
+ * for `--help`, 2 after printing what is wrong and the usage.
+ */
+export function settingsOrExit<T>(
+  command: string,
+  usage: string,
+  args: readonly string[],
+  io: CliIo,
+  read: (args: readonly string[]) => T | 'help',
+): T | number {
+  let settings: T | 'help';
+  try {
+    settings = read(args);
+  } catch (err) {
+    io.err(`replica-guard ${command}: ${err instanceof Error ? err.message : String(err)}\n\n${usage}`);
+    return 2;
+  }
+  if (settings !== 'help') return settings;
+  io.out(usage);
+  return 0;
 }

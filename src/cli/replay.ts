@@ -12,7 +12,7 @@ import { ReplaySummary } from '../offline/replay-summary.ts';
 import { compileAgentMatcher } from '../policy/agent-matcher.ts';
 import { formatProblem, loadPolicyPaths } from '../policy/policy-loader.ts';
 import type { CliIo } from './check.ts';
-import { numberOption, type OptionSpec, parseArgs, RISK_OPTION_SPECS, riskOptionsOf, stringOption } from './options.ts';
+import { numberOption, type OptionSpec, parseArgs, RISK_OPTION_SPECS, riskOptionsOf, settingsOrExit, stringOption } from './options.ts';
 
 /** The usage text of `replica-guard replay`. */
 export const REPLAY_USAGE = `Usage: replica-guard replay --policies DIR [options] RECORDING...
@@ -102,17 +102,8 @@ async function replayPolicies(settings: ReplaySettings, io: CliIo): Promise<Repl
  * of recorded traffic. Deterministic: the same recording and policies print the same.
  */
 export async function runReplay(args: readonly string[], io: CliIo): Promise<number> {
-  let settings: ReplaySettings | 'help';
-  try {
-    settings = settingsOf(args);
-  } catch (err) {
-    io.err(`replica-guard replay: ${err instanceof Error ? err.message : String(err)}\n\n${REPLAY_USAGE}`);
-    return 2;
-  }
-  if (settings === 'help') {
-    io.out(REPLAY_USAGE);
-    return 0;
-  }
+  const settings = settingsOrExit('replay', REPLAY_USAGE, args, io, settingsOf);
+  if (typeof settings === 'number') return settings;
   let policies: ReplayPolicies | undefined;
   try {
     policies = await replayPolicies(settings, io);
