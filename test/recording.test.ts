@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Registry } from 'prom-client';
 import { afterEach, describe, expect, it } from 'vitest';
+import type { LoadSource } from '../src/load/load-source.ts';
 import { FileRecorder } from '../src/record/file-recorder.ts';
 import { createRecorderMetrics } from '../src/record/recorder-metrics.ts';
 import { RECORDING_FORMAT, type ReviewRecord } from '../src/record/review-record.ts';
@@ -17,7 +18,7 @@ afterEach(async () => {
   for (const d of dirs.splice(0)) await rm(d, { recursive: true, force: true });
 });
 
-async function recordingGuard() {
+async function recordingGuard(options: { loadSource?: LoadSource; deadlineMarginMs?: number } = {}) {
   const dir = await mkdtemp(join(tmpdir(), 'rg-recording-'));
   dirs.push(dir);
   const clock = testClock();
@@ -35,6 +36,7 @@ async function recordingGuard() {
   const guard = testGuard({
     policies: policy('cap', { mode: 'enforce', need: { static: 3 }, limits: { headroom: 1, perWorkload: 10 } }),
     recorder,
+    ...options,
   });
   const read = async (): Promise<{ text: string; records: ReviewRecord[] }> => {
     await recorder.close();
@@ -111,6 +113,31 @@ describe('recording agent reviews', () => {
       serviceAccountName: 'agent-1',
       serviceAccount: 'agent-1',
       containers: [{ name: 'agent', image: 'registry.example/agent:1.0' }],
+    });
+  });
+
+  it('records a review the deadline decided once, as decided by the deadline, and not again when the facts arrive late', async () => {
+    let settled = () => undefined as void;
+    const late = new Promise<void>((r) => (settled = r));
+    // Answers the need after the deadline has answered: the decision that follows is never sent.
+    const slow: LoadSource = {
+      need: () =>
+        new Promise((resolve) =>
+          setTimeout(() => {
+            resolve({ kind: 'measured', value: 3, source: 'slow' });
+            setTimeout(settled, 50);
+          }, 400),
+        ),
+    };
+    const { guard, read } = await recordingGuard({ loadSource: slow, deadlineMarginMs: 1_800 });
+    const answer = await guard.review('validate', scaleReview('agent-web', 2, 3), 'timeout=2s');
+    expect(answer.status?.message).toContain('RG_ERR_DEADLINE');
+    await late;
+    const { records } = await read();
+    expect(records).toHaveLength(1);
+    expect(records[0]).toMatchObject({
+      facts: { decidedBy: 'deadline', policies: null },
+      verdict: { decision: 'denied', code: 'RG_ERR_DEADLINE', growth: true, fallback: true },
     });
   });
 });

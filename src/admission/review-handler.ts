@@ -371,7 +371,8 @@ export function createReviewHandler(deps: ReviewHandlerDeps): ReviewHandler {
       lead,
       episode,
     });
-    if (recording && deps.recorder) {
+    // Past the deadline the fallback answered, and recorded that answer instead.
+    if (recording && deps.recorder && !signal.aborted) {
       const growth = lead?.growth === true;
       deps.recorder.record({
         at: now,
