@@ -29,68 +29,100 @@ function timeLabel(t: number): string {
   return t >= EPOCH_MS ? new Date(t).toISOString().replace('.000Z', 'Z') : String(Math.round(t * 100) / 100);
 }
 
-/**
- * One run as an SVG: the requested and admitted counts (summed over the run's workloads)
- * over time against the need, the requested count above the need shaded, ΦR on both bases
- * in the title. Step lines: a count holds until the next observation.
- */
-export function plotRun(run: RunReport, line: number): string {
-  const points = thinned(run.series ?? []);
+/** Where the plot area lies and how times and counts map onto it. */
+interface Frame {
+  readonly x: (t: number) => number;
+  readonly y: (v: number) => number;
+  readonly xEnd: number;
+  readonly bottom: number;
+  readonly yMax: number;
+}
+
+function frameOf(points: readonly SeriesPoint[]): Frame & { readonly first: number; readonly last: number } {
   const first = points[0]?.time ?? 0;
   const last = points[points.length - 1]?.time ?? first;
-  // The last counts hold a while past the last observation, so that they show.
+  // The last counts hold a while past the last observation, so that they show; a single
+  // time spans the whole width.
   const span = last > first ? (last - first) * 1.05 : 1;
   const top = Math.max(1, ...points.map((p) => Math.max(p.requested, p.admitted, p.need)));
   const yMax = Math.ceil(top * 1.1);
   const plotW = WIDTH - M.left - M.right;
   const plotH = HEIGHT - M.top - M.bottom;
-  // A single time gets the whole width, so its counts still show.
-  const x = (t: number) => M.left + ((t - first) / span) * plotW;
-  const xEnd = M.left + plotW;
-  const y = (v: number) => M.top + plotH - (v / yMax) * plotH;
-
-  const step = (pick: (p: SeriesPoint) => number) => {
-    let d = '';
-    points.forEach((p, i) => {
-      d += i === 0 ? `M${fixed(x(p.time))},${fixed(y(pick(p)))}` : `H${fixed(x(p.time))}V${fixed(y(pick(p)))}`;
-    });
-    return points.length > 0 ? `${d}H${fixed(xEnd)}` : '';
+  return {
+    first,
+    last,
+    yMax,
+    x: (t) => M.left + ((t - first) / span) * plotW,
+    y: (v) => M.top + plotH - (v / yMax) * plotH,
+    xEnd: M.left + plotW,
+    bottom: M.top + plotH,
   };
-  const overuse: string[] = [];
+}
+
+/** A step line: each count holds until the next observation, the last to the right edge. */
+function stepPath(points: readonly SeriesPoint[], f: Frame, pick: (p: SeriesPoint) => number): string {
+  let d = '';
+  points.forEach((p, i) => {
+    d += i === 0 ? `M${fixed(f.x(p.time))},${fixed(f.y(pick(p)))}` : `H${fixed(f.x(p.time))}V${fixed(f.y(pick(p)))}`;
+  });
+  return points.length > 0 ? `${d}H${fixed(f.xEnd)}` : '';
+}
+
+/** The requested count above the need, as rectangles between one observation and the next. */
+function overuseRects(points: readonly SeriesPoint[], f: Frame): string {
+  let out = '';
   points.forEach((p, i) => {
     if (p.requested <= p.need) return;
-    const x0 = x(p.time);
-    const x1 = i + 1 < points.length ? x(points[i + 1]?.time ?? last) : xEnd;
+    const x0 = f.x(p.time);
+    const next = points[i + 1];
+    const x1 = next ? f.x(next.time) : f.xEnd;
     if (x1 <= x0) return;
-    overuse.push(
-      `<rect x="${fixed(x0)}" y="${fixed(y(p.requested))}" width="${fixed(x1 - x0)}" height="${fixed(y(p.need) - y(p.requested))}"/>`,
-    );
+    out += `<rect x="${fixed(x0)}" y="${fixed(f.y(p.requested))}" width="${fixed(x1 - x0)}" height="${fixed(f.y(p.need) - f.y(p.requested))}"/>`;
   });
+  return out;
+}
 
-  const score = (b: 'requested' | 'admitted') =>
-    `${b} ${run.risk[b].score.toFixed(3)}${run.high[b] ? ' HIGH' : ''}`;
-  const title = `${run.agent} · run ${run.run}`;
-  const subtitle = `ΦR ${score('requested')} · ${score('admitted')} (line ${line})`;
-  const ticks = [0, 0.25, 0.5, 0.75, 1].map((f) => Math.round(f * yMax));
-  const yTicks = [...new Set(ticks)]
-    .map((v) => `<line x1="${M.left}" x2="${xEnd}" y1="${fixed(y(v))}" y2="${fixed(y(v))}" class="grid"/><text x="${M.left - 6}" y="${fixed(y(v) + 4)}" text-anchor="end">${v}</text>`)
+function axes(f: Frame & { readonly first: number; readonly last: number }): string {
+  const ticks = [...new Set([0, 0.25, 0.5, 0.75, 1].map((r) => Math.round(r * f.yMax)))];
+  const grid = ticks
+    .map((v) => `<line x1="${M.left}" x2="${f.xEnd}" y1="${fixed(f.y(v))}" y2="${fixed(f.y(v))}" class="grid"/><text x="${M.left - 6}" y="${fixed(f.y(v) + 4)}" text-anchor="end">${v}</text>`)
     .join('');
+  return `${grid}
+<line x1="${M.left}" x2="${f.xEnd}" y1="${f.bottom}" y2="${f.bottom}" stroke="#444"/>
+<line x1="${M.left}" x2="${M.left}" y1="${M.top}" y2="${f.bottom}" stroke="#444"/>
+<text x="${M.left}" y="${HEIGHT - 24}">${esc(timeLabel(f.first))}</text>
+<text x="${f.xEnd}" y="${HEIGHT - 24}" text-anchor="end">${esc(timeLabel(f.last))}</text>
+<text x="${(M.left + f.xEnd) / 2}" y="${HEIGHT - 8}" text-anchor="middle">time</text>`;
+}
+
+const LEGEND =
+  '<path class="req" d="M0,0H20"/><text x="26" y="4">requested</text><path class="adm" d="M100,0H120"/><text x="126" y="4">admitted</text>' +
+  '<path class="need" d="M196,0H216"/><text x="222" y="4">need</text><rect x="262" y="-6" width="14" height="12" fill="#d62728" fill-opacity="0.18"/><text x="280" y="4">overuse</text>';
+
+const STYLE =
+  '.grid{stroke:#e4e4e4}.req{fill:none;stroke:#d62728;stroke-width:4}.adm{fill:none;stroke:#1f77b4;stroke-width:2}' +
+  '.need{fill:none;stroke:#2ca02c;stroke-width:2;stroke-dasharray:6 4}.over rect{fill:#d62728;fill-opacity:0.18}';
+
+/**
+ * One run as an SVG: the requested and admitted counts (summed over the run's workloads)
+ * over time against the need, the requested count above the need shaded, ΦR on both bases
+ * in the title.
+ */
+export function plotRun(run: RunReport, line: number): string {
+  const points = thinned(run.series ?? []);
+  const f = frameOf(points);
+  const score = (b: 'requested' | 'admitted') => `${b} ${run.risk[b].score.toFixed(3)}${run.high[b] ? ' HIGH' : ''}`;
   return `<svg xmlns="http://www.w3.org/2000/svg" width="${WIDTH}" height="${HEIGHT}" viewBox="0 0 ${WIDTH} ${HEIGHT}" font-family="sans-serif" font-size="12">
-<style>.grid{stroke:#e4e4e4}.req{fill:none;stroke:#d62728;stroke-width:4}.adm{fill:none;stroke:#1f77b4;stroke-width:2}.need{fill:none;stroke:#2ca02c;stroke-width:2;stroke-dasharray:6 4}.over rect{fill:#d62728;fill-opacity:0.18}</style>
+<style>${STYLE}</style>
 <rect width="${WIDTH}" height="${HEIGHT}" fill="#fff"/>
-<text x="${M.left}" y="22" font-size="15" font-weight="bold">${esc(title)}</text>
-<text x="${M.left}" y="42">${esc(subtitle)}</text>
-${yTicks}
-<g class="over">${overuse.join('')}</g>
-<path class="need" d="${step((p) => p.need)}"/>
-<path class="req" d="${step((p) => p.requested)}"/>
-<path class="adm" d="${step((p) => p.admitted)}"/>
-<line x1="${M.left}" x2="${xEnd}" y1="${M.top + plotH}" y2="${M.top + plotH}" stroke="#444"/>
-<line x1="${M.left}" x2="${M.left}" y1="${M.top}" y2="${M.top + plotH}" stroke="#444"/>
-<text x="${M.left}" y="${HEIGHT - 24}">${esc(timeLabel(first))}</text>
-<text x="${xEnd}" y="${HEIGHT - 24}" text-anchor="end">${esc(timeLabel(last))}</text>
-<text x="${M.left + plotW / 2}" y="${HEIGHT - 8}" text-anchor="middle">time</text>
-<g transform="translate(${xEnd - 330},${M.top - 12})"><path class="req" d="M0,0H20"/><text x="26" y="4">requested</text><path class="adm" d="M100,0H120"/><text x="126" y="4">admitted</text><path class="need" d="M196,0H216"/><text x="222" y="4">need</text><rect x="262" y="-6" width="14" height="12" fill="#d62728" fill-opacity="0.18"/><text x="280" y="4">overuse</text></g>
+<text x="${M.left}" y="22" font-size="15" font-weight="bold">${esc(`${run.agent} · run ${run.run}`)}</text>
+<text x="${M.left}" y="42">${esc(`ΦR ${score('requested')} · ${score('admitted')} (line ${line})`)}</text>
+${axes(f)}
+<g class="over">${overuseRects(points, f)}</g>
+<path class="need" d="${stepPath(points, f, (p) => p.need)}"/>
+<path class="req" d="${stepPath(points, f, (p) => p.requested)}"/>
+<path class="adm" d="${stepPath(points, f, (p) => p.admitted)}"/>
+<g transform="translate(${f.xEnd - 330},${M.top - 12})">${LEGEND}</g>
 </svg>
 `;
 }
