@@ -6,18 +6,8 @@
 //
 //   node bench/decision-cost.ts [--stream NAME]... [--chunks N]
 import { parseArgs } from 'node:util';
-import { pino } from 'pino';
-import { Registry } from 'prom-client';
-import { placeholderNodes } from '../src/admission/node-eligibility.ts';
-import { createReviewHandler, type ReviewHandler } from '../src/admission/review-handler.ts';
-import { systemClock } from '../src/clock.ts';
-import { InMemoryLedger } from '../src/cluster/in-memory-ledger.ts';
-import { InMemoryClusterView } from '../src/cluster/in-memory-view.ts';
-import { StaticLoadSource } from '../src/load/static-load-source.ts';
-import { compileAgentMatcher } from '../src/policy/agent-matcher.ts';
-import { formatProblem, parsePolicyText } from '../src/policy/policy-loader.ts';
-import { createMetrics } from '../src/telemetry/metrics.ts';
-import { BENCH_POLICY } from './bench-policy.ts';
+import type { ReviewHandler } from '../src/admission/review-handler.ts';
+import { benchHandler } from './bench-handler.ts';
 import { median } from './stats.ts';
 import { ALL_STREAM_NAMES, bodyFactory, isStreamName, STREAMS, type StreamName } from './streams.ts';
 
@@ -33,25 +23,7 @@ const streams = (values.stream ?? ALL_STREAM_NAMES.filter((s) => s !== 'agent-cr
 });
 const chunks = Math.max(1, Number(values.chunks));
 
-function handler(): ReviewHandler {
-  const { policies, problems } = parsePolicyText(BENCH_POLICY, 'bench.yaml');
-  const errors = problems.filter((p) => p.severity === 'error');
-  if (errors.length > 0) throw new Error(errors.map(formatProblem).join('\n'));
-  const active = { policies, matcher: compileAgentMatcher(policies) };
-  return createReviewHandler({
-    policies: () => active,
-    view: new InMemoryClusterView(placeholderNodes(3)),
-    loadSource: new StaticLoadSource(),
-    ledger: new InMemoryLedger({ windowMs: 3_600_000, maxEpisodes: 100_000 }),
-    clock: systemClock,
-    logger: pino({ level: 'warn' }),
-    metrics: createMetrics(new Registry()),
-    scaleResources: [],
-    deadlineMarginMs: 2_000,
-    defaultTimeoutMs: 10_000,
-    maxStalenessMs: 60_000,
-  });
-}
+const handler = (): ReviewHandler => benchHandler();
 
 interface StreamCost {
   readonly stream: StreamName;

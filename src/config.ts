@@ -3,6 +3,7 @@ import { BUILT_IN_KINDS } from './admission/workload-kinds.ts';
 import { MAX_METRICS_WINDOW_MS } from './core/ledger-state.ts';
 import { NORMALISATIONS, riskDefaults, type RiskSettings } from './core/risk.ts';
 import { riskMetricsDefaults } from './telemetry/risk-metrics.ts';
+import { byteSize } from './record/byte-size.ts';
 
 const port = z.number().int().min(0).max(65535);
 
@@ -238,6 +239,22 @@ export const configSchema = z.strictObject({
     .refine((m) => m.alpha + m.beta <= 1, {
       error: 'metrics.alpha + metrics.beta must not exceed 1 (ΦR would leave [0, 1])',
       path: ['beta'],
+    })
+    .prefault({}),
+  /**
+   * The recording of agent reviews the validating webhook decides (README "Recording");
+   * off unless `dir` is set.
+   */
+  record: z
+    .strictObject({
+      dir: z.string().min(1).optional(),
+      /** The run every record is labelled with; default: the time the guard started. */
+      run: z.string().min(1).optional(),
+      maxFileSize: byteSize.default(64 * 1024 ** 2),
+      maxFileAge: durationMs.default(3_600_000),
+      maxTotalSize: byteSize.default(1024 ** 3),
+      /** Records waiting to be written; past it reviews are dropped from the recording and counted. */
+      queueLength: z.number().int().min(1).default(10_000),
     })
     .prefault({}),
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),

@@ -25,6 +25,7 @@ import { PolicyStore } from './policy/policy-store.ts';
 import { watchPolicyDirectory } from './policy/policy-watcher.ts';
 import { createMetrics, type GuardMetrics } from './telemetry/metrics.ts';
 import { createRiskMetrics } from './telemetry/risk-metrics.ts';
+import { recorderOf } from './record/recorder-of-config.ts';
 import { ensureCertificates } from './tls/certificate-store.ts';
 
 /** A guard wired and ready to listen: `main.ts` listens and handles signals. */
@@ -193,6 +194,7 @@ export async function assembleGuard(config: GuardConfig, deps: GuardDeps): Promi
     cacheTtlMs: config.metrics.cacheTtl,
   });
 
+  const recorder = recorderOf(config.record, { registry, clock, logger });
   const handleReview = createReviewHandler({
     policies: () => active,
     view,
@@ -207,6 +209,7 @@ export async function assembleGuard(config: GuardConfig, deps: GuardDeps): Promi
     defaultTimeoutMs: config.deadline.defaultTimeout,
     maxStalenessMs: config.view.maxStaleness,
     risk,
+    recorder,
     onAdmitted: (change) => {
       const from = change.before?.steady ?? 0;
       const to = change.after?.steady;
@@ -234,6 +237,7 @@ export async function assembleGuard(config: GuardConfig, deps: GuardDeps): Promi
       losses?.stop();
       await kubeView?.stop();
       await Promise.all([app.webhook.close(), app.ops.close()]);
+      await recorder?.close();
     },
   };
 }

@@ -20,22 +20,26 @@ import {
   reserve,
   reservedInstances,
 } from '../core/ledger-state.ts';
-import { type Judgement, judge } from '../core/judge.ts';
-import { type Resolution, resolve } from '../core/resolve.ts';
+import type { Judgement } from '../core/judge.ts';
+import type { Resolution } from '../core/resolve.ts';
 import { clonedMember, describeWorkload, familyOf } from '../core/family.ts';
 import { type EpisodeSums, episodeSums, needClassOf, riskDefaults } from '../core/risk.ts';
-import type { AgentIdentity, FamilyFact, NeedFact, Policy, WorkloadChange, WorkloadRef } from '../core/types.ts';
+import type { AgentIdentity, FamilyFact, Policy, WorkloadChange, WorkloadRef } from '../core/types.ts';
 import { GuardError } from '../errors.ts';
 import type { LoadSource } from '../load/load-source.ts';
 import type { AgentMatcher } from '../policy/agent-matcher.ts';
 import type { GuardMetrics } from '../telemetry/metrics.ts';
 import type { RiskMetrics } from '../telemetry/risk-metrics.ts';
+import { consulting, type RecordedPolicyFacts } from '../record/consulted-facts.ts';
+import { type ViewLookups, watchingLookups } from '../record/recorded-view.ts';
+import type { Recorder } from '../record/recorder.ts';
+import { decide, type DecisionFacts } from './decide.ts';
 import { allowed, type Decision, denied, withAuditAnnotations, withWarnings } from './decision.ts';
 import { type Interpretation, interpretRequest, type ScaleResource } from './interpret.ts';
 import { type AdmissionReviewResponse, admissionResponse } from './response.ts';
 import { type AdmissionRequest, parseAdmissionReview, uidOf } from './review.ts';
 import { parseTimeoutParam } from './timeout-param.ts';
-import { decisionFor, type Webhook } from './verdict.ts';
+import type { Webhook } from './verdict.ts';
 import type { WorkloadKind } from './workload-kinds.ts';
 
 /** The policy set that decides now, with its matcher compiled. */
@@ -71,6 +75,8 @@ export interface ReviewHandlerDeps {
    * (with the default tolerance), so that other replicas' gauges stay complete.
    */
   readonly risk?: RiskMetrics | undefined;
+  /** Where the validating webhook records each agent review it decides (not dry-run); absent: no recording. */
+  readonly recorder?: Recorder | undefined;
 }
 
 /** An HTTP answer: the status and the JSON body. */
@@ -161,12 +167,15 @@ export function createReviewHandler(deps: ReviewHandlerDeps): ReviewHandler {
     policies: readonly Policy[],
     timeoutParam: string | undefined,
   ): Promise<Decision> {
+    // A recording keeps what the interpretation read from the view, for a replay to read.
+    const watched = deps.recorder && webhook === 'validate' && !req.dryRun ? watchingLookups(deps.view) : undefined;
     const interpretation = interpretRequest(req, {
-      view: deps.view,
+      view: watched?.view ?? deps.view,
       scaleResources: deps.scaleResources,
       customKinds: deps.customKinds,
     });
     if (interpretation.type !== 'change') return uncounted(webhook, req, agent, interpretation);
+    const lookups = watched?.lookups();
 
     const timeoutMs = timeoutOf(timeoutParam) ?? deps.defaultTimeoutMs;
     const budgetMs = Math.max(0, timeoutMs - deps.deadlineMarginMs);
@@ -179,8 +188,11 @@ export function createReviewHandler(deps: ReviewHandlerDeps): ReviewHandler {
       }, budgetMs);
     });
     try {
-      const outcome = await Promise.race([settle(webhook, req, agent, policies, interpretation, controller.signal), deadline]);
-      if (outcome === 'deadline') return await onDeadline(webhook, req, agent, policies, interpretation, budgetMs);
+      const outcome = await Promise.race([
+        settle(webhook, req, agent, policies, interpretation, controller.signal, lookups),
+        deadline,
+      ]);
+      if (outcome === 'deadline') return await onDeadline(webhook, req, agent, policies, interpretation, budgetMs, lookups);
       return outcome;
     } catch (err) {
       if (err instanceof GuardError && err.code === 'RG_ERR_LEDGER_CONFLICT') return ledgerConflict(webhook, req, agent, err);
@@ -213,6 +225,7 @@ export function createReviewHandler(deps: ReviewHandlerDeps): ReviewHandler {
     policies: readonly Policy[],
     interpretation: Extract<Interpretation, { type: 'change' }>,
     signal: AbortSignal,
+    lookups: ViewLookups | undefined,
   ): Promise<Decision> {
     const change = interpretation.change;
     const staleness = deps.view.staleness(clock.monotonicMs());
@@ -222,11 +235,12 @@ export function createReviewHandler(deps: ReviewHandlerDeps): ReviewHandler {
         : staleness > deps.maxStalenessMs
           ? `the cluster view is ${Math.round(staleness / 1000)} s old`
           : undefined;
-    const judged: WorkloadChange = stale ? { ...change, unknownFacts: [...change.unknownFacts, stale] } : change;
     const needFacts = await needs(change, agent, policies, signal);
     const now = clock.now();
     const limits = deps.ledger.limits;
     const writes = !req.dryRun;
+    const recording = lookups !== undefined;
+    const asksClone = change.createsWorkload && change.pods !== undefined;
     const confirmAtOnce = 'observe' in deps.view;
     // Hashed once per request: every ledger function takes the compact form as it is.
     const workloadKey = compactId(workloadKeyOf(change));
@@ -256,34 +270,36 @@ export function createReviewHandler(deps: ReviewHandlerDeps): ReviewHandler {
       // Growth admitted (by any replica) that the view does not show yet still counts.
       const pending = reservedInstances(state, now) - reservedInstances(state, now, [workloadKey]);
       const families: (FamilyFact | undefined)[] = [];
-      const judgements = policies.map((policy, i) => {
-        const ignore = policy.clones?.ignoreImages ?? [];
-        const seen = familyOf(agent, deps.view, provenance, ignore, change.ref);
-        const family = { ...seen, potential: seen.potential + pending };
-        families[i] = stale ? undefined : family;
-        // A clone's need is 0: the whole clone is surplus unless the policy allows clones.
-        const cloned =
-          change.createsWorkload && change.pods !== undefined && policy.clones?.allowed !== true
-            ? clonedMember(change.pods.fingerprints, family, ignore)
-            : undefined;
-        const need: NeedFact = cloned ? { kind: 'measured', value: 0, source: 'clone' } : (needFacts[i] ?? { kind: 'unmeasured' });
-        const pressured = policy.underPressure !== undefined && lossesWithin(state, policy.underPressure.windowMs, now) > 0;
-        return judge(
-          judged,
-          policy,
-          {
-            need,
-            family: stale ? undefined : family,
-            rateUsed: (windowMs) => rateUsed(state, windowMs, now),
-            underPressure: pressured,
-            clonedMember: cloned && describeWorkload(cloned),
-          },
-          agent,
-        );
-      });
-      const resolution = resolve(change, judgements);
-      const decision = decisionFor(webhook, change, resolution);
-      const lead = leadJudgement(judgements, resolution);
+      const consulted: ReturnType<typeof consulting>[] = [];
+      const read = state;
+      const { judgements, resolution, decision, lead } = decide(
+        webhook,
+        change,
+        policies,
+        agent,
+        (policy, i) => {
+          const ignore = policy.clones?.ignoreImages ?? [];
+          const seen = familyOf(agent, deps.view, provenance, ignore, change.ref);
+          const family = { ...seen, potential: seen.potential + pending };
+          families[i] = stale ? undefined : family;
+          const facts: DecisionFacts = {
+            need: needFacts[i] ?? { kind: 'unmeasured' },
+            family,
+            clonedMember: () => {
+              const member = clonedMember(change.pods?.fingerprints ?? [], family, ignore);
+              return member && describeWorkload(member);
+            },
+            rateUsed: (windowMs) => rateUsed(read, windowMs, now),
+            lossesWithin: (windowMs) => lossesWithin(read, windowMs, now),
+          };
+          if (!recording) return facts;
+          const c = consulting(facts, asksClone);
+          consulted[i] = c;
+          return c.facts;
+        },
+        stale,
+      );
+      const recordedFacts = recording ? consulted.map((c) => c.recorded()) : undefined;
       let held: number | undefined;
       let isNew: boolean | undefined;
       let sums: EpisodeSums | undefined;
@@ -325,7 +341,7 @@ export function createReviewHandler(deps: ReviewHandlerDeps): ReviewHandler {
         }
       }
       return {
-        result: { judgements, resolution, decision, lead, held, isNew, sums },
+        result: { judgements, resolution, decision, lead, held, isNew, sums, recordedFacts },
         next: spend && state !== before ? state : undefined,
       };
     };
@@ -337,8 +353,7 @@ export function createReviewHandler(deps: ReviewHandlerDeps): ReviewHandler {
     let episode: 'recorded' | 'duplicate' | undefined;
     if (webhook === 'validate' && writes && lead?.growth && settled.isNew !== undefined) {
       if (settled.held !== undefined) requested = settled.held;
-      const verdict =
-        decision.kind === 'denied' ? 'denied' : settled.held !== undefined && settled.held > lead.to ? 'clamped' : 'allowed';
+      const verdict = episodeVerdictOf(decision, settled.held, lead);
       if (settled.isNew) {
         const key = episodeKey(agent.username, change, lead.from, lead.to);
         const admitted = verdict === 'denied' ? lead.from : lead.to;
@@ -359,6 +374,29 @@ export function createReviewHandler(deps: ReviewHandlerDeps): ReviewHandler {
       lead,
       episode,
     });
+    // Past the deadline the fallback answered, and recorded that answer instead.
+    if (recording && deps.recorder && !signal.aborted) {
+      const growth = lead?.growth === true;
+      deps.recorder.record({
+        at: now,
+        request: req,
+        agent: agent.username,
+        policies,
+        decidedBy: 'policies',
+        lookups,
+        kind: interpretation.kind,
+        staleness,
+        stale,
+        facts: settled.recordedFacts,
+        decision,
+        lead,
+        from: lead?.from ?? change.before?.steady ?? 0,
+        requested,
+        to: lead?.to ?? change.after?.steady ?? 0,
+        episodeVerdict: growth ? episodeVerdictOf(decision, settled.held, lead) : undefined,
+        episode,
+      });
+    }
     return decision;
   }
 
@@ -381,6 +419,7 @@ export function createReviewHandler(deps: ReviewHandlerDeps): ReviewHandler {
     policies: readonly Policy[],
     interpretation: Extract<Interpretation, { type: 'change' }>,
     budgetMs: number,
+    lookups: ViewLookups | undefined,
   ): Promise<Decision> {
     metrics.errors.inc({ code: 'RG_ERR_DEADLINE' });
     const change = interpretation.change;
@@ -436,6 +475,27 @@ export function createReviewHandler(deps: ReviewHandlerDeps): ReviewHandler {
       episode: undefined,
       code: 'RG_ERR_DEADLINE',
     });
+    if (lookups !== undefined) {
+      deps.recorder?.record({
+        at: clock.now(),
+        request: req,
+        agent: agent.username,
+        policies,
+        decidedBy: 'deadline',
+        lookups,
+        kind: interpretation.kind,
+        staleness: undefined,
+        stale: undefined,
+        facts: undefined,
+        decision,
+        lead: undefined,
+        from,
+        requested: to,
+        to,
+        episodeVerdict: grows ? (decision.kind === 'denied' ? 'denied' : 'allowed') : undefined,
+        episode: undefined,
+      });
+    }
     return decision;
   }
 
@@ -540,6 +600,14 @@ interface Settled {
   readonly isNew: boolean | undefined;
   /** The episode's risk sums, as written to the ledger's buckets (validating call only). */
   readonly sums: EpisodeSums | undefined;
+  /** What each policy's judgement consulted, when the review is recorded. */
+  readonly recordedFacts: readonly RecordedPolicyFacts[] | undefined;
+}
+
+/** The episode's verdict: clamped when the mutating call held a higher requested count. */
+function episodeVerdictOf(decision: Decision, held: number | undefined, lead: Judgement | undefined): 'allowed' | 'denied' | 'clamped' {
+  if (decision.kind === 'denied') return 'denied';
+  return held !== undefined && lead !== undefined && held > lead.to ? 'clamped' : 'allowed';
 }
 
 /** The numbers of an episode the risk math needs, as the validating call knows them. */
@@ -566,18 +634,6 @@ function addedPotential(change: WorkloadChange, policy: Policy): number {
   const before = change.before ? potentialOf(countUnderPolicy(change.before, policy.limits)) : 0;
   const after = change.after ? potentialOf(countUnderPolicy(change.after, policy.limits)) : 0;
   return Math.max(0, after - before);
-}
-
-/** The judgement whose numbers describe the request: the one that decided, else the tightest. */
-function leadJudgement(judgements: readonly Judgement[], resolution: Resolution): Judgement | undefined {
-  if (resolution.type !== 'allow') return resolution.judgement;
-  let best: Judgement | undefined;
-  for (const j of judgements) {
-    if (j.policy.mode === 'audit' && best) continue;
-    if (!best || (best.policy.mode === 'audit' && j.policy.mode !== 'audit')) best = j;
-    else if (j.allowance !== null && (best.allowance === null || j.allowance < best.allowance)) best = j;
-  }
-  return best;
 }
 
 function baseEpisode(

@@ -34,6 +34,17 @@ describe('runCli', () => {
     }
   });
 
+  it('answers --help for every command with exit 0 and text on stdout', async () => {
+    for (const command of ['check', 'test', 'schema', 'evaluate', 'replay']) {
+      for (const flag of ['--help', '-h']) {
+        const io = collectingIo();
+        expect(await runCli([command, flag], io), `${command} ${flag}`).toBe(0);
+        expect(io.err_).toEqual([]);
+        expect(io.out_.join('\n')).toMatch(/^Usage: replica-guard/);
+      }
+    }
+  });
+
   it('prints usage to stderr and exits 2 for an unknown or missing command', async () => {
     const io = collectingIo();
     expect(await runCli(['frobnicate'], io)).toBe(2);

@@ -1,5 +1,7 @@
 import { policyJsonSchema } from '../policy/policy-json-schema.ts';
 import { runCheck } from './check.ts';
+import { runEvaluate } from './evaluate.ts';
+import { runReplay } from './replay.ts';
 import { runPolicyTests } from './test-policies.ts';
 import type { CliIo } from './check.ts';
 
@@ -18,6 +20,10 @@ Commands:
                      (default: policies/cases/); exit 0: all pass, 1: a case
                      failed, 2: a case file or its policies cannot be read
   schema             print the JSON Schema of a policy document
+  evaluate FILES...  the risk tables (OR, AOC, ΦR) of recorded runs, audit logs
+                     or trajectories; evaluate --help for its options
+  replay --policies DIR RECORDING...
+                     what other policies would have made of recorded reviews
   serve [args...]    run the admission webhook
   help               show this text`;
 
@@ -51,6 +57,10 @@ export async function runCli(argv: readonly string[], io: CliIo = processIo): Pr
       return runCheck(args, io);
     }
     case 'test': {
+      if (args.some((a) => a === '--help' || a === '-h')) {
+        io.out(USAGE);
+        return 0;
+      }
       const option = args.find((a) => a.startsWith('-'));
       if (option !== undefined) {
         io.err(`replica-guard test: unknown option ${option}\n\n${USAGE}`);
@@ -59,8 +69,16 @@ export async function runCli(argv: readonly string[], io: CliIo = processIo): Pr
       return runPolicyTests(args, io);
     }
     case 'schema':
+      if (args.some((a) => a === '--help' || a === '-h')) {
+        io.out(USAGE);
+        return 0;
+      }
       io.out(JSON.stringify(policyJsonSchema(), null, 2));
       return 0;
+    case 'evaluate':
+      return runEvaluate(args, io);
+    case 'replay':
+      return runReplay(args, io);
     case 'serve':
       return runServeCommand(args);
     case 'help':

@@ -11,6 +11,7 @@ import type { LoadSource } from '../../src/load/load-source.ts';
 import { StaticLoadSource } from '../../src/load/static-load-source.ts';
 import { compileAgentMatcher } from '../../src/policy/agent-matcher.ts';
 import { formatProblem, parsePolicyText } from '../../src/policy/policy-loader.ts';
+import type { Recorder } from '../../src/record/recorder.ts';
 import type { GuardMetrics } from '../../src/telemetry/metrics.ts';
 import { AGENT, type Review } from './fixtures.ts';
 import { capturingLogger, freshMetrics, type LogLine, type TestClock, testClock } from './telemetry.ts';
@@ -79,6 +80,8 @@ export interface GuardOptions {
   readonly nodeCount?: number;
   readonly deadlineMarginMs?: number;
   readonly defaultTimeoutMs?: number;
+  /** Where the validating webhook records agent reviews. */
+  readonly recorder?: Recorder;
 }
 
 export interface TestGuard {
@@ -121,6 +124,7 @@ export function testGuard(options: GuardOptions): TestGuard {
     deadlineMarginMs: options.deadlineMarginMs ?? 2_000,
     defaultTimeoutMs: options.defaultTimeoutMs ?? 10_000,
     maxStalenessMs: 60_000,
+    recorder: options.recorder,
   });
   const readiness = (): Readiness =>
     active ? { ready: true, reasons: [] } : { ready: false, reasons: ['no valid policy set loaded'] };
