@@ -34,7 +34,11 @@ export interface AssembledGuard {
   readonly readiness: () => Readiness;
   /** PEM of the CA that signed the serving certificate: a webhook configuration's caBundle. */
   readonly caCert: string;
-  /** Stops the policy watcher and closes both servers. */
+  /** From now on: not ready, and each webhook answer asks the client to reconnect (elsewhere). */
+  beginDrain(): void;
+  /** Cuts the webhook connections still open after a drain's in-flight timeout. */
+  forceClose(): void;
+  /** Stops the policy watcher and closes both servers, waiting for the requests in flight. */
   close(): Promise<void>;
 }
 
@@ -217,18 +221,31 @@ export async function assembleGuard(config: GuardConfig, deps: GuardDeps): Promi
   // Ready once the policies are loaded and the view has synced once; the view never makes
   // the guard unready again (every replica unready at once would lock all agents out):
   // a stale view makes its facts unknown instead.
+  let draining = false;
   const readiness = (): Readiness => {
     const reasons: string[] = [];
+    if (draining) reasons.push('draining: the guard is stopping');
     if (!active) reasons.push(`no valid policy set loaded from ${policyDir}`);
     if (kubeView && !kubeView.synced()) reasons.push('the cluster view has not finished its first sync');
     return { ready: reasons.length === 0, reasons };
   };
   const app = buildApp({ handleReview, metrics, logger, readiness, tls: { key: certs.key, cert: certs.cert } });
+  // While draining, a kept-alive connection would carry the API server's next call to this
+  // replica again: closing it after each answer sends the next call to a ready endpoint.
+  app.webhook.addHook('onSend', async (_request, reply) => {
+    if (draining) void reply.header('connection', 'close');
+  });
   return {
     app,
     metrics,
     readiness,
     caCert: certs.caCert,
+    beginDrain() {
+      draining = true;
+    },
+    forceClose() {
+      app.webhook.server.closeAllConnections();
+    },
     async close() {
       await watcher.close();
       losses?.stop();
