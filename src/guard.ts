@@ -1,5 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { resolve as resolvePath } from 'node:path';
+import type { Server as TlsServer } from 'node:tls';
 import type { Logger } from 'pino';
 import { collectDefaultMetrics, Registry } from 'prom-client';
 import { placeholderNodes } from './admission/node-eligibility.ts';
@@ -26,6 +27,7 @@ import { watchPolicyDirectory } from './policy/policy-watcher.ts';
 import { createMetrics, type GuardMetrics } from './telemetry/metrics.ts';
 import { createRiskMetrics } from './telemetry/risk-metrics.ts';
 import { ensureCertificates } from './tls/certificate-store.ts';
+import { watchServingCertificate } from './tls/serving-reloader.ts';
 
 /** A guard wired and ready to listen: `main.ts` listens and handles signals. */
 export interface AssembledGuard {
@@ -235,6 +237,19 @@ export async function assembleGuard(config: GuardConfig, deps: GuardDeps): Promi
   app.webhook.addHook('onSend', async (_request, reply) => {
     if (draining) void reply.header('connection', 'close');
   });
+  // Rotated files (cert-manager's, the kubelet's Secret volume, the guard's own Secret
+  // writer) are served to new connections without a restart.
+  const tlsServer = app.webhook.server as unknown as TlsServer;
+  const reloader = watchServingCertificate({
+    dir: resolvePath(config.tls.dir),
+    current: certs,
+    intervalMs: config.certificates.reloadInterval,
+    logger,
+    apply: (pair) => {
+      tlsServer.setSecureContext({ key: pair.key, cert: pair.cert });
+      metrics.certificateExpiry.set(pair.notAfter.getTime() / 1000);
+    },
+  });
   return {
     app,
     metrics,
@@ -247,6 +262,7 @@ export async function assembleGuard(config: GuardConfig, deps: GuardDeps): Promi
       app.webhook.server.closeAllConnections();
     },
     async close() {
+      reloader.close();
       await watcher.close();
       losses?.stop();
       await kubeView?.stop();

@@ -112,7 +112,7 @@ async function serve(config: GuardConfig): Promise<number | undefined> {
   const signal = await nextSignal();
   const drainMs = config.drain.period;
   const inFlightTimeoutMs = config.drain.inFlightTimeout;
-  logger.info({ signal, drainMs, inFlightTimeoutMs }, 'stopping: not ready, serving on while the endpoints drain');
+  logger.info({ signal, drainMs, inFlightTimeoutMs }, 'stopping');
   // A second signal cuts the drain short (an operator who means it).
   const cutShort = nextSignal().then((again) => logger.warn({ signal: again }, 'second signal: the drain is cut short'));
   await drain(running, { periodMs: drainMs, inFlightTimeoutMs }, {

@@ -100,7 +100,7 @@ describe('graceful drain on SIGTERM', () => {
     expect(exit.at).toBeGreaterThanOrEqual(answered.at);
     expect(guard.lines.map((l) => l.msg)).toEqual(
       expect.arrayContaining([
-        'stopping: not ready, serving on while the endpoints drain',
+        'stopping',
         'drain period over: closing, finishing the reviews in flight',
         'stopped',
       ]),
