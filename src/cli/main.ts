@@ -1,4 +1,5 @@
 import { policyJsonSchema } from '../policy/policy-json-schema.ts';
+import { runCerts } from './certs.ts';
 import { runCheck } from './check.ts';
 import { runPolicyTests } from './test-policies.ts';
 import type { CliIo } from './check.ts';
@@ -18,6 +19,8 @@ Commands:
                      (default: policies/cases/); exit 0: all pass, 1: a case
                      failed, 2: a case file or its policies cannot be read
   schema             print the JSON Schema of a policy document
+  certs <create|inspect>  a CA and serving certificate for a guard run outside
+                     the cluster (certs --help)
   serve [args...]    run the admission webhook
   help               show this text`;
 
@@ -58,6 +61,8 @@ export async function runCli(argv: readonly string[], io: CliIo = processIo): Pr
       }
       return runPolicyTests(args, io);
     }
+    case 'certs':
+      return runCerts(args, io);
     case 'schema':
       io.out(JSON.stringify(policyJsonSchema(), null, 2));
       return 0;
