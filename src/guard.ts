@@ -10,6 +10,7 @@ import type { Clock } from './clock.ts';
 import { InMemoryLedger } from './cluster/in-memory-ledger.ts';
 import type { ClusterView } from './cluster/cluster-view.ts';
 import { clusterLoadSources } from './cluster/cluster-load-sources.ts';
+import { startClusterUpkeep } from './cluster/cluster-upkeep.ts';
 import { InMemoryClusterView } from './cluster/in-memory-view.ts';
 import type { KubeConnection } from './cluster/kube-http.ts';
 import { KubeLedger } from './cluster/kube-ledger.ts';
@@ -101,6 +102,8 @@ export async function assembleGuard(config: GuardConfig, deps: GuardDeps): Promi
   });
   await watcher.reload();
 
+  // On a cluster: the self-managed certificates are in place before they are read below.
+  const upkeep = deps.cluster ? await startClusterUpkeep(config, { connection: deps.cluster, logger, registry, clock }) : undefined;
   const certs = await ensureCertificates(resolvePath(config.tls.dir), {
     dnsNames: config.tls.dnsNames,
     ipAddresses: config.tls.ipAddresses,
@@ -263,6 +266,7 @@ export async function assembleGuard(config: GuardConfig, deps: GuardDeps): Promi
     },
     async close() {
       reloader.close();
+      upkeep?.stop();
       await watcher.close();
       losses?.stop();
       await kubeView?.stop();
