@@ -75,7 +75,7 @@ export interface WebhookReconcilerOptions {
 /** What one round found for one configuration. */
 export type ReconcileOutcome =
   | { readonly kind: ConfigurationKind; readonly name: string; readonly state: 'in-sync' | 'unmanaged' | 'missing' }
-  | { readonly kind: ConfigurationKind; readonly name: string; readonly state: 'restored'; readonly drift: readonly string[] }
+  | { readonly kind: ConfigurationKind; readonly name: string; readonly state: 'restored' | 'ca-bundle'; readonly drift: readonly string[] }
   | { readonly kind: ConfigurationKind; readonly name: string; readonly state: 'failed'; readonly reason: string; readonly message: string };
 
 const KEY = 'webhooks.yaml';
@@ -218,9 +218,14 @@ export class WebhookReconciler {
     } catch (err) {
       return fail('unreachable', `PUT ${path}: ${err instanceof Error ? err.message : String(err)}`);
     }
-    m.restores.inc(label);
     m.inSync.set(label, 1);
     this.#lastLogged.set(kind, 'in-sync');
+    if (drift.every((d) => d.endsWith('.caBundle'))) {
+      // The guard's own certificates moved (first start, a rotation): not a change behind its back.
+      this.#o.logger.info({ configuration: kind, name }, `set the caBundle of the ${kind} ${name}`);
+      return { kind, name, state: 'ca-bundle', drift };
+    }
+    m.restores.inc(label);
     this.#o.logger.warn({ configuration: kind, name, drift }, `the ${kind} ${name} was changed behind the guard: restored as declared`);
     return { kind, name, state: 'restored', drift };
   }
