@@ -78,6 +78,8 @@ export async function assembleGuard(config: GuardConfig, deps: GuardDeps): Promi
   // The poll re-reads a broken directory every interval: report a rejection once per
   // distinct content, not once per poll.
   let lastRejected: string | undefined;
+  // Why the last load was refused: a replica that never loaded a set says so in /readyz.
+  let rejection: string | undefined;
   const watcher = watchPolicyDirectory(policyDir, {
     store,
     pollIntervalMs: config.policies.pollInterval,
@@ -92,6 +94,8 @@ export async function assembleGuard(config: GuardConfig, deps: GuardDeps): Promi
         if (p.severity === 'error') logger.error({ problem: p }, line);
         else logger.warn({ problem: p }, line);
       }
+      const firstError = result.problems.find((p) => p.severity === 'error');
+      rejection = result.outcome === 'rejected' ? (firstError ? `${result.reason}; ${formatProblem(firstError)}` : result.reason) : undefined;
       if (result.outcome === 'rejected') {
         metrics.policyReloadErrors.inc();
         logger.error({ dir: policyDir, reason: result.reason }, 'policy reload rejected; the last good set keeps deciding');
@@ -230,7 +234,7 @@ export async function assembleGuard(config: GuardConfig, deps: GuardDeps): Promi
   const readiness = (): Readiness => {
     const reasons: string[] = [];
     if (draining) reasons.push('draining: the guard is stopping');
-    if (!active) reasons.push(`no valid policy set loaded from ${policyDir}`);
+    if (!active) reasons.push(`no valid policy set loaded from ${policyDir}${rejection === undefined ? '' : `: ${rejection}`}`);
     if (kubeView && !kubeView.synced()) reasons.push('the cluster view has not finished its first sync');
     return { ready: reasons.length === 0, reasons };
   };
