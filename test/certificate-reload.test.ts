@@ -4,11 +4,10 @@ import { connect } from 'node:tls';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import YAML from 'yaml';
 import { writeAtomically } from '../src/tls/certificate-store.ts';
 import { generateCertificateAuthority, generateServingCertificate, type PemPair } from '../src/tls/certificates.ts';
 import { policy } from './helpers/guard.ts';
-import { type GuardProcess, httpGet, startGuardProcess } from './helpers/process.ts';
+import { type GuardProcess, guardProcessConfig, httpGet, startGuardProcess } from './helpers/process.ts';
 import { parseExposition, sampleValue } from './helpers/telemetry.ts';
 
 const NAMES = { dnsNames: ['localhost'], ipAddresses: ['127.0.0.1'] };
@@ -37,19 +36,10 @@ describe('rotated certificate files', () => {
     dir = await mkdtemp(join(tmpdir(), 'rg-reload-'));
     certs = join(dir, 'certs');
     await mkdir(certs);
-    await mkdir(join(dir, 'policies'));
-    await writeFile(join(dir, 'policies', 'agents.yaml'), policy('reload', { mode: 'audit', limits: { perWorkload: 4 } }));
-    config = join(dir, 'config.yaml');
-    await writeFile(
-      config,
-      YAML.stringify({
-        webhook: { port: 0 },
-        ops: { port: 0 },
-        tls: { dir: certs, ...NAMES },
-        policies: { dir: join(dir, 'policies') },
-        certificates: { reloadInterval: '200ms' },
-      }),
-    );
+    config = await guardProcessConfig(dir, policy('reload', { mode: 'audit', limits: { perWorkload: 4 } }), {
+      tls: NAMES,
+      certificates: { reloadInterval: '200ms' },
+    });
     ca = await generateCertificateAuthority({ now: new Date() });
   });
   afterEach(async () => {

@@ -1,12 +1,11 @@
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { request } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import YAML from 'yaml';
 import { scaleReview } from './helpers/fixtures.ts';
 import { policy } from './helpers/guard.ts';
-import { type GuardProcess, httpGet, httpsPost, startGuardProcess } from './helpers/process.ts';
+import { type GuardProcess, guardProcessConfig, httpGet, httpsPost, startGuardProcess } from './helpers/process.ts';
 
 const DRAIN_MS = 1500;
 
@@ -37,22 +36,9 @@ describe('graceful drain on SIGTERM', () => {
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), 'rg-drain-'));
     certs = join(dir, 'certs');
-    await mkdir(join(dir, 'policies'));
-    await writeFile(
-      join(dir, 'policies', 'agents.yaml'),
-      policy('drain-cap', { mode: 'enforce', need: { onUnavailable: 'caps' }, limits: { perWorkload: 4 } }),
-    );
-    config = join(dir, 'config.yaml');
-    await writeFile(
-      config,
-      YAML.stringify({
-        webhook: { port: 0 },
-        ops: { port: 0 },
-        tls: { dir: certs },
-        policies: { dir: join(dir, 'policies') },
-        drain: { period: `${DRAIN_MS}ms`, inFlightTimeout: '10s' },
-      }),
-    );
+    config = await guardProcessConfig(dir, policy('drain-cap', { mode: 'enforce', need: { onUnavailable: 'caps' }, limits: { perWorkload: 4 } }), {
+      drain: { period: `${DRAIN_MS}ms`, inFlightTimeout: '10s' },
+    });
   });
   afterEach(async () => {
     await guard?.stop('SIGKILL');

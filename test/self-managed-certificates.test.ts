@@ -108,6 +108,19 @@ function publishEndpoints(): void {
   }
 }
 
+/** Puts a Secret as the guard writes it, with a CA and serving certificate of these lifetimes. */
+async function seedSecret(days: { readonly caDays?: number; readonly servingDays?: number }): Promise<{ serving: { cert: string } }> {
+  const now = new Date();
+  const ca = await generateCertificateAuthority({ now, validityDays: days.caDays });
+  const serving = await generateServingCertificate(ca, { ...NAMES, now, validityDays: days.servingDays });
+  const b64 = (text: string) => Buffer.from(text).toString('base64');
+  fake.put('secrets', {
+    metadata: { name: SECRET, namespace: NAMESPACE },
+    data: { 'ca.crt': b64(ca.cert), 'ca.key': b64(ca.key), 'tls.crt': b64(serving.cert), 'tls.key': b64(serving.key), 'ca-bundle.crt': b64(ca.cert) },
+  });
+  return { serving };
+}
+
 /** The caBundle both configurations carry now (they must agree). */
 function liveBundle(): string {
   const bundles = ['mutatingwebhookconfigurations', 'validatingwebhookconfigurations'].map((resource) => {
@@ -160,14 +173,7 @@ describe('self-managed certificates in the Secret', () => {
 
   it('rotates a CA near expiry keeping the old one in the bundle until both replicas serve the new certificate, and no call fails meanwhile', async () => {
     // A Secret whose CA expires in 10 days, with renewal at 30.
-    const now = new Date();
-    const oldCa = await generateCertificateAuthority({ now, validityDays: 10 });
-    const oldServing = await generateServingCertificate(oldCa, { ...NAMES, now });
-    const b64 = (s: string) => Buffer.from(s).toString('base64');
-    fake.put('secrets', {
-      metadata: { name: SECRET, namespace: NAMESPACE },
-      data: { 'ca.crt': b64(oldCa.cert), 'ca.key': b64(oldCa.key), 'tls.crt': b64(oldServing.cert), 'tls.key': b64(oldServing.key), 'ca-bundle.crt': b64(oldCa.cert) },
-    });
+    const { serving: oldServing } = await seedSecret({ caDays: 10 });
     const [a, b] = [replica('a'), replica('b')];
     await Promise.all([a.certs.start(), b.certs.start()]);
     await Promise.all([serve(a), serve(b)]);
@@ -208,14 +214,7 @@ describe('self-managed certificates in the Secret', () => {
   });
 
   it('two replicas re-issuing at once write the Secret once, and both adopt that certificate', async () => {
-    const now = new Date();
-    const ca = await generateCertificateAuthority({ now });
-    const expiring = await generateServingCertificate(ca, { ...NAMES, now, validityDays: 10 });
-    const b64 = (s: string) => Buffer.from(s).toString('base64');
-    fake.put('secrets', {
-      metadata: { name: SECRET, namespace: NAMESPACE },
-      data: { 'ca.crt': b64(ca.cert), 'ca.key': b64(ca.key), 'tls.crt': b64(expiring.cert), 'tls.key': b64(expiring.key), 'ca-bundle.crt': b64(ca.cert) },
-    });
+    const { serving: expiring } = await seedSecret({ servingDays: 10 });
     const [a, b] = [replica('a'), replica('b')];
     await Promise.all([a.certs.start(), b.certs.start()]);
     fake.setLatency(20);
