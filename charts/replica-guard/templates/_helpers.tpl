@@ -245,7 +245,7 @@ caBundle: {{ .Values.webhook.caBundle | b64enc }}
 
 {{/* The two configurations' metadata annotations (cert-manager's CA injector). */}}
 {{- define "replica-guard.webhookAnnotations" -}}
-{{- if eq .Values.certificates.mode "cert-manager" }}
+{{- if eq .Values.certificates.mode "cert-manager" -}}
 annotations:
   cert-manager.io/inject-ca-from: {{ printf "%s/%s-serving" .Release.Namespace (include "replica-guard.fullname" .) }}
 {{- end }}
@@ -258,7 +258,9 @@ metadata:
   name: {{ include "replica-guard.fullname" . }}
   labels:
     {{- include "replica-guard.labels" . | nindent 4 }}
-  {{- include "replica-guard.webhookAnnotations" . | nindent 2 }}
+  {{- with include "replica-guard.webhookAnnotations" . }}
+  {{- . | nindent 2 }}
+  {{- end }}
 webhooks:
   {{- include "replica-guard.webhook" (dict "root" . "kind" "mutate") | nindent 2 }}
 {{- end -}}
@@ -270,7 +272,9 @@ metadata:
   name: {{ include "replica-guard.fullname" . }}
   labels:
     {{- include "replica-guard.labels" . | nindent 4 }}
-  {{- include "replica-guard.webhookAnnotations" . | nindent 2 }}
+  {{- with include "replica-guard.webhookAnnotations" . }}
+  {{- . | nindent 2 }}
+  {{- end }}
 webhooks:
   {{- include "replica-guard.webhook" (dict "root" . "kind" "validate") | nindent 2 }}
 {{- end -}}
