@@ -276,10 +276,34 @@ describe('agent identities', () => {
     }
   });
 
+  it('grant PodMetrics reads when a policy measures its need through metricsApi', async () => {
+    const file = join(await mkdtemp(join(tmpdir(), 'rg-chart-')), 'metrics.yaml');
+    await writeFile(file, (await readFile(POLICY, 'utf8')).replace('need:\n', 'need:\n    metricsApi: { targetCpuUtilization: 70 }\n'));
+    const granted = (o: readonly Rendered[]) => (only(o, 'ClusterRole').rules as PolicyRule[]).find((r) => r.apiGroups.includes('metrics.k8s.io'));
+    expect(granted(await renderChart(['--set-file', `policies.files.agents=${file}`]))).toEqual({ apiGroups: ['metrics.k8s.io'], resources: ['pods'], verbs: ['get', 'list'] });
+    expect(granted(await renderChart(WITH_POLICY))).toBeUndefined();
+  });
+
   it('put the policy file into the policies ConfigMap as it is', async () => {
     const objects = await renderChart(WITH_POLICY);
     const data = only(objects, 'ConfigMap', 'rg-replica-guard-policies').data as Record<string, string>;
     expect(data['agents.yaml']).toBe(await readFile(POLICY, 'utf8'));
+  });
+});
+
+describe('NOTES.txt', () => {
+  const notes = async (args: readonly string[]) => {
+    const run = await helm(['install', 'rg', CHART_DIR, '--namespace', 'replica-guard', '--dry-run=client', ...args]);
+    expect(run.code, run.stderr).toBe(0);
+    return run.stdout.slice(run.stdout.indexOf('NOTES:'));
+  };
+
+  it('says how to check the policies and that it works, and warns when no agent is known', async () => {
+    const none = await notes([]);
+    expect(none).toContain('npx replica-guard check');
+    expect(none).toContain('helm test rg -n replica-guard');
+    expect(none).toContain('WARNING: no agent identity is known');
+    expect(await notes(WITH_POLICY)).not.toContain('WARNING');
   });
 });
 
