@@ -1,9 +1,11 @@
 /**
  * `npm run chart`: rewrites the chart's generated parts from their sources: the webhook
- * rules (src/admission/webhook-rules.ts) and the README's values table (values.yaml).
+ * rules (src/admission/webhook-rules.ts), the schema of the `config` value (src/config.ts)
+ * and the README's values table (values.yaml).
  */
 import { readFile, writeFile } from 'node:fs/promises';
 import { renderValuesTable, documentedValues, withValuesTable } from './values-table.ts';
+import { withGuardConfigSchema } from './values-schema.ts';
 import { renderWebhookRulesFile } from './webhook-rules-file.ts';
 
 /** Where the chart lives, from the repository root. */
@@ -15,5 +17,7 @@ if (import.meta.main) {
   const readmePath = `${CHART_DIR}/README.md`;
   const readme = await readFile(readmePath, 'utf8');
   await writeFile(readmePath, withValuesTable(readme, renderValuesTable(documentedValues(values))));
-  process.stdout.write(`wrote ${CHART_DIR}/webhook-rules.yaml and the values table of ${readmePath}\n`);
+  const schemaPath = `${CHART_DIR}/values.schema.json`;
+  await writeFile(schemaPath, withGuardConfigSchema(await readFile(schemaPath, 'utf8')));
+  process.stdout.write(`wrote ${CHART_DIR}/webhook-rules.yaml, the config part of ${schemaPath} and the values table of ${readmePath}\n`);
 }

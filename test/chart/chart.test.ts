@@ -483,6 +483,18 @@ describe('values.schema.json', () => {
     }
   });
 
+  it('checks the config value against the guard configuration schema, and the guard accepts the merge', async () => {
+    const objects = await renderChart(['--set', 'config.load.prometheus.url=http://prometheus.monitoring:9090,config.deadline.margin=3s']);
+    const merged = configSchema.parse(guardConfigOf(objects));
+    expect(merged.load.prometheus?.url).toBe('http://prometheus.monitoring:9090');
+    expect(merged.deadline.margin).toBe(3000);
+    expect(merged.cluster.inCluster).toBe(true);
+    for (const set of ['config.bogus=1', 'config.deadline.margin=soon']) {
+      const run = await helm(['template', 'rg', CHART_DIR, '--set', set]);
+      expect(run.code, set).not.toBe(0);
+    }
+  });
+
   it('lets the Kubernetes pass-through fields through as they are', async () => {
     const objects = await renderChart([
       '--set',
