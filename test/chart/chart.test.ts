@@ -255,6 +255,8 @@ describe('helm template with the defaults', () => {
   it('has a helm test pod that checks /healthz through the Service', () => {
     const pod = only(objects, 'Pod');
     expect(pod.metadata.annotations?.['helm.sh/hook']).toBe('test');
+    // The NetworkPolicy, when on, admits it by this label.
+    expect(pod.metadata.labels?.['replica-guard.io/helm-test']).toBe('true');
     const [c] = (pod.spec as { containers: { command: string[] }[] }).containers;
     expect(c?.command.at(-1)).toBe('http://rg-replica-guard.replica-guard.svc:8080/healthz');
   });
@@ -366,7 +368,10 @@ describe('monitoring', () => {
     const policy = only(objects, 'NetworkPolicy').spec as { ingress: { ports: { port: string }[]; from?: unknown[] }[] };
     expect(policy.ingress).toEqual([
       { ports: [{ port: 'webhook', protocol: 'TCP' }], from: [{ ipBlock: { cidr: '10.0.0.0/8' } }] },
-      { ports: [{ port: 'metrics', protocol: 'TCP' }], from: [{ namespaceSelector: {}, podSelector: {} }] },
+      {
+        ports: [{ port: 'metrics', protocol: 'TCP' }],
+        from: [{ namespaceSelector: {}, podSelector: {} }, { podSelector: { matchLabels: { 'replica-guard.io/helm-test': 'true' } } }],
+      },
     ]);
   });
 });
