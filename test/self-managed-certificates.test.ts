@@ -1,5 +1,5 @@
 import { X509Certificate } from 'node:crypto';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -160,6 +160,14 @@ describe('self-managed certificates in the Secret', () => {
     expect(Buffer.from(stored.data['tls.crt'] ?? '', 'base64').toString()).toBe(certA);
     // The directory holds no CA key: the TLS layer treats it as provided material.
     await expect(readFile(join(a.dir, 'ca.key'))).rejects.toThrow(/ENOENT/);
+  });
+
+  it('refuses a directory that holds a CA of its own, naming it', async () => {
+    const a = replica('a');
+    await mkdir(a.dir, { recursive: true });
+    await writeFile(join(a.dir, 'ca.key'), 'a key of its own');
+    await expect(a.certs.start()).rejects.toThrow(/ca\.key exists: the directory holds a CA of its own/);
+    expect(fake.get('secrets', NAMESPACE, SECRET)).toBeUndefined();
   });
 
   it('patches the caBundle of both configurations on first start', async () => {

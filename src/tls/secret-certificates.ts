@@ -1,5 +1,5 @@
 import { X509Certificate } from 'node:crypto';
-import { mkdir } from 'node:fs/promises';
+import { access, mkdir } from 'node:fs/promises';
 import type { Logger } from 'pino';
 import type { Clock } from '../clock.ts';
 import { type KubeConnection, kubeFetch } from '../cluster/kube-http.ts';
@@ -67,6 +67,12 @@ export class SecretCertificates {
 
   /** Creates or adopts the Secret and writes the serving files: call before serving. */
   async start(): Promise<void> {
+    // A CA key in the directory means a CA of its own (`replica-guard certs create`): the
+    // Secret's files would be mixed with it, and the TLS layer would replace both.
+    const caKey = certificatePaths(this.#o.dir).caKey;
+    if (await exists(caKey)) {
+      throw new Error(`${caKey} exists: the directory holds a CA of its own, so certificates from the Secret ${this.#o.secretName} cannot be served from it; use another tls.dir, or certificates.mode external to serve the directory as it is`);
+    }
     let secret = await this.#read();
     if (secret === undefined) secret = await this.#create();
     this.#material = materialOf(secret);
@@ -209,6 +215,13 @@ export class SecretCertificates {
   #hint(status: number, verb: string): string {
     return status === 403 ? ` (forbidden: the guard's service account needs "${verb}" on secrets "${this.#o.secretName}" in ${this.#o.namespace})` : '';
   }
+}
+
+async function exists(path: string): Promise<boolean> {
+  return access(path).then(
+    () => true,
+    () => false,
+  );
 }
 
 function encode(m: SecretMaterial): Record<string, string> {

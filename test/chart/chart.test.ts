@@ -440,7 +440,10 @@ describe('url mode', () => {
       expect(Buffer.from(w.clientConfig.caBundle ?? '', 'base64').toString()).toBe(ca);
     }
     for (const kind of ['Deployment', 'Service', 'PodDisruptionBudget', 'Pod']) expect(objects.some((o) => o.kind === kind)).toBe(false);
-    expect(guardConfigOf(objects)).toMatchObject({ cluster: { inCluster: false }, certificates: { peers: '' } });
+    // Certificates made with `replica-guard certs`: the guard serves them and never touches caBundle.
+    expect(guardConfigOf(objects)).toMatchObject({ cluster: { inCluster: false }, certificates: { mode: 'external', peers: '' } });
+    const selfManaged = await renderChart(['--set', 'webhook.url=https://10.0.0.5:8443']);
+    expect(guardConfigOf(selfManaged)).toMatchObject({ certificates: { mode: 'self', secret: 'rg-replica-guard-certs', peers: '' } });
   });
 
   it('refuses a URL with a path', async () => {
