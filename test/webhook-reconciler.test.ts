@@ -2,7 +2,7 @@ import { Registry } from 'prom-client';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createReconcilerMetrics, WebhookReconciler } from '../src/cluster/webhook-reconciler.ts';
 import { FakeApiServer, type KubeObject } from './fake-apiserver/fake-apiserver.ts';
-import { capturingLogger, parseExposition, sampleValue } from './helpers/telemetry.ts';
+import { capturingLogger, parseExposition, sampleValue, waitFor } from './helpers/telemetry.ts';
 import { desiredConfigMap, GUARD_RESOURCES, NAME, NAMESPACE, servedConfigurations } from './helpers/webhook-configurations.ts';
 
 const VALIDATING = 'validatingwebhookconfigurations';
@@ -180,6 +180,22 @@ describe('the webhook configuration reconciler', () => {
     expect((await r.reconcile())[1]?.state).toBe('restored');
     expect(served(VALIDATING).webhooks[0]?.failurePolicy).toBe('Fail');
     expect(served(VALIDATING).metadata.annotations).toEqual({ touched: 'yes' });
+  });
+
+  it('restores a change at once through its watch, without waiting for the next interval', async () => {
+    const stop = reconciler().start(3_600_000);
+    try {
+      await waitFor(() => fake.openWatches === 2, 'a watch on each configuration');
+      edit(VALIDATING, (c) => {
+        const [w] = c.webhooks;
+        if (w) w.failurePolicy = 'Ignore';
+      });
+      await waitFor(() => served(VALIDATING).webhooks[0]?.failurePolicy === 'Fail', 'the restore');
+      expect(await metric('replica_guard_webhook_configuration_restores_total', { configuration: 'validating' })).toBe(1);
+    } finally {
+      stop();
+    }
+    await waitFor(() => fake.openWatches === 0, 'the watches to close');
   });
 
   it('reports a missing configuration and an unreadable declaration', async () => {

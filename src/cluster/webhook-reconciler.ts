@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import { Counter, Gauge, type Registry } from 'prom-client';
+import { watchForChanges } from './change-trigger.ts';
 import { type KubeConnection, kubeFetch } from './kube-http.ts';
 import {
   CONFIGURATION_RESOURCES,
@@ -107,12 +108,36 @@ export class WebhookReconciler {
     return this.#running;
   }
 
-  /** Runs a round every `intervalMs` until the returned function is called. */
+  /**
+   * Runs a round every `intervalMs`, and at once when a watch reports a change to one of
+   * the declared configurations, until the returned function is called.
+   */
   start(intervalMs: number): () => void {
-    void this.reconcile();
-    const timer = setInterval(() => void this.reconcile(), intervalMs);
+    const watches = new Map<string, () => void>();
+    const round = () =>
+      void this.reconcile().then(() => {
+        for (const want of this.#declared ?? []) {
+          const key = `${want.kind}/${want.metadata.name}`;
+          if (watches.has(key)) continue;
+          watches.set(
+            key,
+            watchForChanges({
+              connection: this.#o.connection,
+              path: `/apis/admissionregistration.k8s.io/v1/${CONFIGURATION_RESOURCES[want.kind]}`,
+              name: want.metadata.name,
+              onChange: () => void this.reconcile(),
+              logger: this.#o.logger,
+            }),
+          );
+        }
+      });
+    round();
+    const timer = setInterval(round, intervalMs);
     timer.unref();
-    return () => clearInterval(timer);
+    return () => {
+      clearInterval(timer);
+      for (const stop of watches.values()) stop();
+    };
   }
 
   async #round(): Promise<ReconcileOutcome[]> {

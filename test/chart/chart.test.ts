@@ -231,7 +231,7 @@ describe('helm template with the defaults', () => {
       apiGroups: ['admissionregistration.k8s.io'],
       resources: ['mutatingwebhookconfigurations', 'validatingwebhookconfigurations'],
       resourceNames: ['rg-replica-guard'],
-      verbs: ['get', 'update'],
+      verbs: ['get', 'list', 'watch', 'update'],
     });
     expect(cluster.some((r) => r.resources.includes('subjectaccessreviews') && r.verbs.join() === 'create')).toBe(true);
     expect(cluster.some((r) => r.apiGroups.includes('metrics.k8s.io'))).toBe(false);
