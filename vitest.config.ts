@@ -1,7 +1,7 @@
 import { defineConfig } from 'vitest/config';
 
 // Two projects: `unit` (the code alone, fake servers, real Prometheus and TLS) and
-// `cluster` (a real kube-apiserver with etcd, and the real helm, built by
+// `cluster` (a real kube-apiserver with etcd, and the real helm with the chart, built by
 // test/setup/ensure-cluster-tools.ts). `vitest run --project cluster` runs one tier.
 export default defineConfig({
   test: {
@@ -14,7 +14,7 @@ export default defineConfig({
         test: {
           name: 'unit',
           include: ['src/**/*.test.ts', 'test/**/*.test.ts'],
-          exclude: ['test/cluster/**'],
+          exclude: ['test/cluster/**', 'test/chart/**'],
           sequence: { groupOrder: 0 },
         },
       },
@@ -22,7 +22,7 @@ export default defineConfig({
         extends: true,
         test: {
           name: 'cluster',
-          include: ['test/cluster/**/*.test.ts'],
+          include: ['test/cluster/**/*.test.ts', 'test/chart/**/*.test.ts'],
           // After the unit project, never beside it; each file starts its own API server and
           // etcd, and two at once is what two cores carry.
           sequence: { groupOrder: 1 },

@@ -4,20 +4,12 @@ import { MAX_METRICS_WINDOW_MS } from './core/ledger-state.ts';
 import { NORMALISATIONS, riskDefaults, type RiskSettings } from './core/risk.ts';
 import { riskMetricsDefaults } from './telemetry/risk-metrics.ts';
 import { byteSize } from './record/byte-size.ts';
+import { durationMs } from './duration.ts';
+import { certificatesConfig, drainConfig, reconcileConfig } from './operations-config.ts';
 
 const port = z.number().int().min(0).max(65535);
 
-const durationPattern = /^(\d+)(ms|s|m|h)$/;
-const UNIT_MS: Readonly<Record<string, number>> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
-
-/** A duration written as `500ms`, `30s`, `5m` or `1h`, read into milliseconds. */
-export const durationMs = z
-  .string()
-  .regex(durationPattern, { error: 'a duration such as 500ms, 30s, 5m or 1h' })
-  .transform((s) => {
-    const m = durationPattern.exec(s);
-    return Number(m?.[1]) * (UNIT_MS[m?.[2] ?? ''] ?? 0);
-  });
+export { durationMs } from './duration.ts';
 
 /**
  * The built-in kinds the guard reads on its own, as `group/kind` and `group/resource`: a
@@ -257,6 +249,9 @@ export const configSchema = z.strictObject({
       queueLength: z.number().int().min(1).default(10_000),
     })
     .prefault({}),
+  drain: drainConfig,
+  certificates: certificatesConfig,
+  reconcile: reconcileConfig,
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 

@@ -1,5 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { resolve as resolvePath } from 'node:path';
+import type { Server as TlsServer } from 'node:tls';
 import type { Logger } from 'pino';
 import { collectDefaultMetrics, Registry } from 'prom-client';
 import { placeholderNodes } from './admission/node-eligibility.ts';
@@ -9,6 +10,7 @@ import type { Clock } from './clock.ts';
 import { InMemoryLedger } from './cluster/in-memory-ledger.ts';
 import type { ClusterView } from './cluster/cluster-view.ts';
 import { clusterLoadSources } from './cluster/cluster-load-sources.ts';
+import { startClusterUpkeep } from './cluster/cluster-upkeep.ts';
 import { InMemoryClusterView } from './cluster/in-memory-view.ts';
 import type { KubeConnection } from './cluster/kube-http.ts';
 import { KubeLedger } from './cluster/kube-ledger.ts';
@@ -27,6 +29,7 @@ import { createMetrics, type GuardMetrics } from './telemetry/metrics.ts';
 import { createRiskMetrics } from './telemetry/risk-metrics.ts';
 import { recorderOf } from './record/recorder-of-config.ts';
 import { ensureCertificates } from './tls/certificate-store.ts';
+import { watchServingCertificate } from './tls/serving-reloader.ts';
 
 /** A guard wired and ready to listen: `main.ts` listens and handles signals. */
 export interface AssembledGuard {
@@ -35,7 +38,11 @@ export interface AssembledGuard {
   readonly readiness: () => Readiness;
   /** PEM of the CA that signed the serving certificate: a webhook configuration's caBundle. */
   readonly caCert: string;
-  /** Stops the policy watcher and closes both servers. */
+  /** From now on: not ready, and each webhook answer asks the client to reconnect (elsewhere). */
+  beginDrain(): void;
+  /** Cuts the webhook connections still open after a drain's in-flight timeout. */
+  forceClose(): void;
+  /** Stops the policy watcher and closes both servers, waiting for the requests in flight. */
   close(): Promise<void>;
 }
 
@@ -72,6 +79,8 @@ export async function assembleGuard(config: GuardConfig, deps: GuardDeps): Promi
   // The poll re-reads a broken directory every interval: report a rejection once per
   // distinct content, not once per poll.
   let lastRejected: string | undefined;
+  // Why the last load was refused: a replica that never loaded a set says so in /readyz.
+  let rejection: string | undefined;
   const watcher = watchPolicyDirectory(policyDir, {
     store,
     pollIntervalMs: config.policies.pollInterval,
@@ -86,6 +95,8 @@ export async function assembleGuard(config: GuardConfig, deps: GuardDeps): Promi
         if (p.severity === 'error') logger.error({ problem: p }, line);
         else logger.warn({ problem: p }, line);
       }
+      const firstError = result.problems.find((p) => p.severity === 'error');
+      rejection = result.outcome === 'rejected' ? (firstError ? `${result.reason}; ${formatProblem(firstError)}` : result.reason) : undefined;
       if (result.outcome === 'rejected') {
         metrics.policyReloadErrors.inc();
         logger.error({ dir: policyDir, reason: result.reason }, 'policy reload rejected; the last good set keeps deciding');
@@ -96,6 +107,8 @@ export async function assembleGuard(config: GuardConfig, deps: GuardDeps): Promi
   });
   await watcher.reload();
 
+  // On a cluster: the self-managed certificates are in place before they are read below.
+  const upkeep = deps.cluster ? await startClusterUpkeep(config, { connection: deps.cluster, logger, registry, clock }) : undefined;
   const certs = await ensureCertificates(resolvePath(config.tls.dir), {
     dnsNames: config.tls.dnsNames,
     ipAddresses: config.tls.ipAddresses,
@@ -220,19 +233,47 @@ export async function assembleGuard(config: GuardConfig, deps: GuardDeps): Promi
   // Ready once the policies are loaded and the view has synced once; the view never makes
   // the guard unready again (every replica unready at once would lock all agents out):
   // a stale view makes its facts unknown instead.
+  let draining = false;
   const readiness = (): Readiness => {
     const reasons: string[] = [];
-    if (!active) reasons.push(`no valid policy set loaded from ${policyDir}`);
+    if (draining) reasons.push('draining: the guard is stopping');
+    if (!active) reasons.push(`no valid policy set loaded from ${policyDir}${rejection === undefined ? '' : `: ${rejection}`}`);
     if (kubeView && !kubeView.synced()) reasons.push('the cluster view has not finished its first sync');
     return { ready: reasons.length === 0, reasons };
   };
   const app = buildApp({ handleReview, metrics, logger, readiness, tls: { key: certs.key, cert: certs.cert } });
+  // While draining, a kept-alive connection would carry the API server's next call to this
+  // replica again: closing it after each answer sends the next call to a ready endpoint.
+  app.webhook.addHook('onSend', async (_request, reply) => {
+    if (draining) void reply.header('connection', 'close');
+  });
+  // Rotated files (cert-manager's, the kubelet's Secret volume, the guard's own Secret
+  // writer) are served to new connections without a restart.
+  const tlsServer = app.webhook.server as unknown as TlsServer;
+  const reloader = watchServingCertificate({
+    dir: resolvePath(config.tls.dir),
+    current: certs,
+    intervalMs: config.certificates.reloadInterval,
+    logger,
+    apply: (pair) => {
+      tlsServer.setSecureContext({ key: pair.key, cert: pair.cert });
+      metrics.certificateExpiry.set(pair.notAfter.getTime() / 1000);
+    },
+  });
   return {
     app,
     metrics,
     readiness,
     caCert: certs.caCert,
+    beginDrain() {
+      draining = true;
+    },
+    forceClose() {
+      app.webhook.server.closeAllConnections();
+    },
     async close() {
+      reloader.close();
+      upkeep?.stop();
       await watcher.close();
       losses?.stop();
       await kubeView?.stop();

@@ -5,6 +5,7 @@ import YAML from 'yaml';
 import { systemClock } from './clock.ts';
 import { configSchema, type GuardConfig } from './config.ts';
 import type { KubeConnection } from './cluster/kube-http.ts';
+import { drain } from './drain.ts';
 import { assembleGuard } from './guard.ts';
 import { loggerOptions } from './telemetry/logger.ts';
 
@@ -108,18 +109,35 @@ async function serve(config: GuardConfig): Promise<number | undefined> {
     return 1;
   }
   const running = guard;
-  await new Promise<void>((resolveStop) => {
-    const stop = (signal: NodeJS.Signals) => {
-      logger.info({ signal }, 'stopping');
-      resolveStop();
-    };
-    process.once('SIGTERM', stop);
-    process.once('SIGINT', stop);
+  const signal = await nextSignal();
+  const drainMs = config.drain.period;
+  const inFlightTimeoutMs = config.drain.inFlightTimeout;
+  logger.info({ signal, drainMs, inFlightTimeoutMs }, 'stopping');
+  // A second signal cuts the drain short (an operator who means it).
+  const cutShort = nextSignal().then((again) => logger.warn({ signal: again }, 'second signal: the drain is cut short'));
+  await drain(running, { periodMs: drainMs, inFlightTimeoutMs }, {
+    cutShort,
+    onStep: (step) => {
+      if (step === 'closing') logger.info('drain period over: closing, finishing the reviews in flight');
+      if (step === 'forced') logger.warn({ inFlightTimeoutMs }, 'reviews still in flight after the timeout: connections cut');
+    },
   });
-  await running.close();
+  logger.info('stopped');
   cluster?.close?.();
   logger.flush();
   return 0;
+}
+
+function nextSignal(): Promise<NodeJS.Signals> {
+  return new Promise((resolve) => {
+    const on = (signal: NodeJS.Signals) => {
+      process.off('SIGTERM', on);
+      process.off('SIGINT', on);
+      resolve(signal);
+    };
+    process.on('SIGTERM', on);
+    process.on('SIGINT', on);
+  });
 }
 
 function stripUndefined(o: Record<string, unknown>): Record<string, unknown> {

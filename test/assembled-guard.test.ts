@@ -132,6 +132,8 @@ describe('the embedded default wiring (assembleGuard)', () => {
     expect(await readyz(g)).toBe(503);
     const why = (await g.app.ops.inject({ method: 'GET', url: '/readyz' })).json() as { reasons: string[] };
     expect(why.reasons.join(' ')).toMatch(/no valid policy set/);
+    // The reason names the file, so a pod that stays not ready says what to fix.
+    expect(why.reasons.join(' ')).toMatch(/p\.yaml/);
     for (const name of ['deployment-patch-merge-agent-10', 'deployment-create-admin']) {
       const res = await g.app.webhook.inject({ method: 'POST', url: '/validate', payload: review(name) });
       expect(res.statusCode).toBe(503);

@@ -1,4 +1,5 @@
 import { policyJsonSchema } from '../policy/policy-json-schema.ts';
+import { runCerts } from './certs.ts';
 import { runCheck } from './check.ts';
 import { runEvaluate } from './evaluate.ts';
 import { runReplay } from './replay.ts';
@@ -24,6 +25,8 @@ Commands:
                      or trajectories; evaluate --help for its options
   replay --policies DIR RECORDING...
                      what other policies would have made of recorded reviews
+  certs <create|inspect>  a CA and serving certificate for a guard run outside
+                     the cluster (certs --help)
   serve [args...]    run the admission webhook
   help               show this text`;
 
@@ -68,6 +71,8 @@ export async function runCli(argv: readonly string[], io: CliIo = processIo): Pr
       }
       return runPolicyTests(args, io);
     }
+    case 'certs':
+      return runCerts(args, io);
     case 'schema':
       if (args.some((a) => a === '--help' || a === '-h')) {
         io.out(USAGE);

@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest';
+import { Registry } from 'prom-client';
 import YAML from 'yaml';
+import { createReconcilerMetrics } from '../cluster/webhook-reconciler.ts';
 import { riskDefaults } from '../core/risk.ts';
 import {
   type AlertingRule,
@@ -43,6 +45,12 @@ const EXPORTED = new Set([
   'replica_guard_view_cache_age_seconds',
   'replica_guard_ledger_conflicts_exhausted_total',
   'replica_guard_policy_reload_errors_total',
+  // The webhook configuration reconciler's, as it registers them.
+  ...(() => {
+    const registry = new Registry();
+    createReconcilerMetrics(registry);
+    return registry.getMetricsAsArray().map((m) => m.name);
+  })(),
 ]);
 
 describe('riskRules', () => {
@@ -139,6 +147,9 @@ describe('riskRules', () => {
       'ReplicaGuardCertificateExpiringSoon',
       'ReplicaGuardLoadSourceDown',
       'ReplicaGuardPolicyReloadFailed',
+      'ReplicaGuardWebhookConfigurationUnmanaged',
+      'ReplicaGuardWebhookConfigurationRestored',
+      'ReplicaGuardWebhookConfigurationOutOfSync',
     ]);
     for (const a of alertsOf(shipped)) {
       expect(['warning', 'critical']).toContain(a.labels.severity);

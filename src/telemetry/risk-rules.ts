@@ -1,5 +1,6 @@
 import { Document } from 'yaml';
 import { resolveRiskOptions, riskDefaults } from '../core/risk.ts';
+import { webhookConfigurationAlerts } from './webhook-configuration-alerts.ts';
 
 /**
  * The Prometheus rules file of the guard, generated from this one source so that the
@@ -357,7 +358,7 @@ export function riskRules(options: RiskRulesOptions): RuleFile {
       // One group: its rules run in order at each evaluation, so the risk alerts see the
       // ratios recorded in the same round (separate groups run independently).
       { name: 'replica-guard-risk', rules: [...recording, ...riskAlerts] },
-      { name: 'replica-guard-operations', rules: opsAlerts },
+      { name: 'replica-guard-operations', rules: [...opsAlerts, ...webhookConfigurationAlerts()] },
     ],
   };
 }

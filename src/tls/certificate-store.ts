@@ -426,7 +426,7 @@ async function readOptional(path: string): Promise<string | undefined> {
  * Writes through a temporary file in the same directory and renames it into place, so
  * a reader (or a crash) never sees a half-written key or certificate.
  */
-async function writeAtomically(path: string, content: string, mode: number): Promise<void> {
+export async function writeAtomically(path: string, content: string, mode: number): Promise<void> {
   const temporary = `${path}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`;
   try {
     const handle = await open(temporary, 'wx', mode);

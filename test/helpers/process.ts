@@ -1,6 +1,9 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { type Agent, request } from 'node:https';
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import YAML from 'yaml';
 import type { LogLine } from './telemetry.ts';
 
 export const PROJECT_ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -78,6 +81,20 @@ export async function startGuardProcess(args: readonly string[], timeoutMs = 20_
       return exited;
     },
   };
+}
+
+/**
+ * A directory for a guard process: its policy file and a configuration listening on
+ * ephemeral loopback ports, certificates in `certs/`, with `extra` merged at the top level.
+ * Returns the configuration's path.
+ */
+export async function guardProcessConfig(dir: string, policyYaml: string, extra: Record<string, unknown> = {}): Promise<string> {
+  await mkdir(join(dir, 'policies'), { recursive: true });
+  await writeFile(join(dir, 'policies', 'agents.yaml'), policyYaml);
+  const config = join(dir, 'config.yaml');
+  const tls = { dir: join(dir, 'certs'), ...(extra.tls as object | undefined) };
+  await writeFile(config, YAML.stringify({ webhook: { port: 0 }, ops: { port: 0 }, policies: { dir: join(dir, 'policies') }, ...extra, tls }));
+  return config;
 }
 
 /** The answer of an HTTPS POST. */
