@@ -240,6 +240,19 @@ export const configSchema = z.strictObject({
       path: ['beta'],
     })
     .prefault({}),
+  /** The safety switches (freeze, break-glass, exemptions): README "Safety switches". */
+  switches: z
+    .strictObject({
+      /**
+       * On the embedded default (no cluster): a YAML file holding the switch map (the same
+       * keys and values as the switch ConfigMap's data). A missing file is no switch. On a
+       * cluster the ConfigMap replica-guard-switches in cluster.namespace is the source.
+       */
+      file: z.string().default('switches.yaml'),
+      /** How often the switches are read: a switch reaches every replica within this and one read. */
+      pollInterval: durationMs.default(1000),
+    })
+    .prefault({}),
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 

@@ -25,6 +25,7 @@ import { PolicyStore } from './policy/policy-store.ts';
 import { watchPolicyDirectory } from './policy/policy-watcher.ts';
 import { createMetrics, type GuardMetrics } from './telemetry/metrics.ts';
 import { createRiskMetrics } from './telemetry/risk-metrics.ts';
+import { startSafetySwitches } from './safety-switches-wiring.ts';
 import { ensureCertificates } from './tls/certificate-store.ts';
 
 /** A guard wired and ready to listen: `main.ts` listens and handles signals. */
@@ -193,6 +194,8 @@ export async function assembleGuard(config: GuardConfig, deps: GuardDeps): Promi
     cacheTtlMs: config.metrics.cacheTtl,
   });
 
+  const safety = await startSafetySwitches(config, { registry, clock, logger, cluster: deps.cluster });
+
   const handleReview = createReviewHandler({
     policies: () => active,
     view,
@@ -207,6 +210,7 @@ export async function assembleGuard(config: GuardConfig, deps: GuardDeps): Promi
     defaultTimeoutMs: config.deadline.defaultTimeout,
     maxStalenessMs: config.view.maxStaleness,
     risk,
+    switches: safety.gate,
     onAdmitted: (change) => {
       const from = change.before?.steady ?? 0;
       const to = change.after?.steady;
@@ -221,6 +225,7 @@ export async function assembleGuard(config: GuardConfig, deps: GuardDeps): Promi
     const reasons: string[] = [];
     if (!active) reasons.push(`no valid policy set loaded from ${policyDir}`);
     if (kubeView && !kubeView.synced()) reasons.push('the cluster view has not finished its first sync');
+    if (!safety.watcher.loaded) reasons.push(`the safety switches have not been read from ${safety.watcher.where} yet`);
     return { ready: reasons.length === 0, reasons };
   };
   const app = buildApp({ handleReview, metrics, logger, readiness, tls: { key: certs.key, cert: certs.cert } });
@@ -231,6 +236,7 @@ export async function assembleGuard(config: GuardConfig, deps: GuardDeps): Promi
     caCert: certs.caCert,
     async close() {
       await watcher.close();
+      await safety.watcher.stop();
       losses?.stop();
       await kubeView?.stop();
       await Promise.all([app.webhook.close(), app.ops.close()]);

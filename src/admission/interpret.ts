@@ -257,7 +257,8 @@ function serviceAccountOf(t: PodTemplate): string {
   return t.spec.serviceAccountName || t.spec.serviceAccount || 'default';
 }
 
-function reservedAnnotationChanges(
+/** `replica-guard.io/*` keys that differ between two annotation maps, other than the justification. */
+export function reservedAnnotationChanges(
   before: Readonly<Record<string, string>> | undefined,
   after: Readonly<Record<string, string>> | undefined,
 ): string[] {

@@ -22,7 +22,9 @@ import {
 } from '../core/ledger-state.ts';
 import { type Judgement, judge } from '../core/judge.ts';
 import { type Resolution, resolve } from '../core/resolve.ts';
+import { policiesUnderSwitches, resolveUnderFreeze } from '../core/switch-rules.ts';
 import { clonesMember, familyOf } from '../core/family.ts';
+import type { ApplicableSwitches } from '../core/switches.ts';
 import { type EpisodeSums, episodeSums, needClassOf, riskDefaults } from '../core/risk.ts';
 import type { AgentIdentity, FamilyFact, NeedFact, Policy, WorkloadChange, WorkloadRef } from '../core/types.ts';
 import { GuardError } from '../errors.ts';
@@ -33,6 +35,7 @@ import type { RiskMetrics } from '../telemetry/risk-metrics.ts';
 import { allowed, type Decision, denied, withAuditAnnotations, withWarnings } from './decision.ts';
 import { type Interpretation, interpretRequest, type ScaleResource } from './interpret.ts';
 import { type AdmissionReviewResponse, admissionResponse } from './response.ts';
+import type { SwitchGate } from './safety-switches.ts';
 import { type AdmissionRequest, parseAdmissionReview, uidOf } from './review.ts';
 import { parseTimeoutParam } from './timeout-param.ts';
 import { decisionFor, type Webhook } from './verdict.ts';
@@ -71,6 +74,8 @@ export interface ReviewHandlerDeps {
    * (with the default tolerance), so that other replicas' gauges stay complete.
    */
   readonly risk?: RiskMetrics | undefined;
+  /** The safety switches (freeze, break-glass, exemptions); absent: none apply. */
+  readonly switches?: SwitchGate | undefined;
 }
 
 /** An HTTP answer: the status and the JSON body. */
@@ -135,6 +140,12 @@ export function createReviewHandler(deps: ReviewHandlerDeps): ReviewHandler {
       return fail(webhook, new GuardError('RG_ERR_NOT_READY', 'no valid policy set is loaded yet'), req.uid, req);
     }
     const match = active.matcher.match(req.userInfo);
+    if (deps.switches?.handles(req)) {
+      // ServiceAccounts and Namespaces carry the freeze annotations: decided for everyone.
+      const decision = await deps.switches.review(webhook, req, 'skip' in match ? undefined : match.agent);
+      count(webhook, verdictLabel(decision), req);
+      return { status: 200, body: admissionResponse(req.uid, decision) };
+    }
     if ('skip' in match) {
       count(webhook, 'allowed', req);
       metrics.duration.observe({ webhook, path: 'fast' }, (clock.monotonicMs() - started) / 1000);
@@ -224,6 +235,8 @@ export function createReviewHandler(deps: ReviewHandlerDeps): ReviewHandler {
           : undefined;
     const judged: WorkloadChange = stale ? { ...change, unknownFacts: [...change.unknownFacts, stale] } : change;
     const needFacts = await needs(change, agent, policies, signal);
+    const switched = deps.switches?.applicable(agent, change.ref) ?? {};
+    const judgedPolicies = policiesUnderSwitches(policies, switched);
     const now = clock.now();
     const limits = deps.ledger.limits;
     const writes = !req.dryRun;
@@ -256,7 +269,7 @@ export function createReviewHandler(deps: ReviewHandlerDeps): ReviewHandler {
       // Growth admitted (by any replica) that the view does not show yet still counts.
       const pending = reservedInstances(state, now) - reservedInstances(state, now, [workloadKey]);
       const families: (FamilyFact | undefined)[] = [];
-      const judgements = policies.map((policy, i) => {
+      const judgements = judgedPolicies.map((policy, i) => {
         const ignore = policy.clones?.ignoreImages ?? [];
         const seen = familyOf(agent, deps.view, provenance, ignore, change.ref);
         const family = { ...seen, potential: seen.potential + pending };
@@ -276,8 +289,8 @@ export function createReviewHandler(deps: ReviewHandlerDeps): ReviewHandler {
           agent,
         );
       });
-      const resolution = resolve(change, judgements);
-      const decision = decisionFor(webhook, change, resolution);
+      const resolution = resolveUnderFreeze(resolve(change, judgements), judgements, switched, deps.switches?.where ?? '');
+      const decision = switchAnnotated(decisionFor(webhook, change, resolution), resolution, switched);
       const lead = leadJudgement(judgements, resolution);
       let held: number | undefined;
       let isNew: boolean | undefined;
@@ -327,6 +340,9 @@ export function createReviewHandler(deps: ReviewHandlerDeps): ReviewHandler {
     const settled = await deps.ledger.transact(agent.username, step);
     const { decision, lead } = settled;
     if (writes) deps.risk?.seen(agent.username);
+    if (decision.auditAnnotations.switch !== undefined && webhook === 'validate' && lead?.growth) {
+      deps.switches?.counted(switchNameOf(decision.auditAnnotations.switch), decision.kind);
+    }
 
     let requested = lead?.to ?? change.after?.steady ?? 0;
     let episode: 'recorded' | 'duplicate' | undefined;
@@ -516,11 +532,29 @@ export function createReviewHandler(deps: ReviewHandlerDeps): ReviewHandler {
           episode: facts.episode,
           code: facts.code,
           justification: interpretation.justification,
+          switch: decision.auditAnnotations.switch,
         },
       },
       'decision',
     );
   }
+}
+
+/**
+ * Names the switch that set the outcome in the audit annotations (and so the audit line):
+ * the freeze that denied, or the break-glass or exemption that turned the policies to audit.
+ */
+function switchAnnotated(decision: Decision, resolution: Resolution, switched: ApplicableSwitches): Decision {
+  if (resolution.type === 'deny' && resolution.violations[0]?.limit === 'freeze' && switched.freeze) {
+    return withAuditAnnotations(decision, { switch: switched.freeze.key });
+  }
+  const relaxed = switched.breakGlass ?? switched.exemption;
+  if (relaxed === undefined || resolution.type === 'deny') return decision;
+  return withAuditAnnotations(decision, { switch: relaxed.key });
+}
+
+function switchNameOf(key: string): 'freeze' | 'break-glass' | 'exemption' {
+  return key === 'break-glass' ? 'break-glass' : key.startsWith('freeze.') ? 'freeze' : 'exemption';
 }
 
 /** What one ledger step decided and found. */

@@ -1,6 +1,7 @@
 import { policyJsonSchema } from '../policy/policy-json-schema.ts';
 import { runCheck } from './check.ts';
 import { runPolicyTests } from './test-policies.ts';
+import { runSwitchCommand, type SwitchCommand } from './switch-commands.ts';
 import type { CliIo } from './check.ts';
 
 /** What `serve` expects of src/main.ts, which owns the process (env, files, listening, signals). */
@@ -19,6 +20,11 @@ Commands:
                      failed, 2: a case file or its policies cannot be read
   schema             print the JSON Schema of a policy document
   serve [args...]    run the admission webhook
+  freeze             stop all growth of an agent, a namespace's agents or every agent
+  unfreeze           lift a freeze
+  break-glass        every policy in audit mode for a while (an emergency)
+  exempt             one agent or workload in audit mode for a while
+  switches           list the safety switches set (-o table|json|yaml)
   help               show this text`;
 
 /** Writes to the process's stdout and stderr, a line at a time. */
@@ -63,6 +69,12 @@ export async function runCli(argv: readonly string[], io: CliIo = processIo): Pr
       return 0;
     case 'serve':
       return runServeCommand(args);
+    case 'freeze':
+    case 'unfreeze':
+    case 'break-glass':
+    case 'exempt':
+    case 'switches':
+      return runSwitchCommand(command satisfies SwitchCommand, args, io);
     case 'help':
     case '--help':
     case '-h':

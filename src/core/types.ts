@@ -32,7 +32,9 @@ export type LimitName =
   | 'rate'
   | 'podServiceAccounts'
   | 'reservedAnnotations'
-  | 'onUnavailable';
+  | 'onUnavailable'
+  | 'freeze'
+  | 'justification';
 
 /** A loaded, validated policy. */
 export interface Policy {

@@ -3,6 +3,7 @@ import YAML from 'yaml';
 import { placeholderNodes } from '../../src/admission/node-eligibility.ts';
 import type { AdmissionReviewResponse } from '../../src/admission/response.ts';
 import { type ActivePolicies, createReviewHandler } from '../../src/admission/review-handler.ts';
+import type { SwitchGate } from '../../src/admission/safety-switches.ts';
 import type { Webhook } from '../../src/admission/verdict.ts';
 import { buildApp, type GuardApp, type Readiness } from '../../src/app.ts';
 import { InMemoryLedger } from '../../src/cluster/in-memory-ledger.ts';
@@ -54,6 +55,7 @@ export interface AuditLine {
   readonly episode?: 'recorded' | 'duplicate';
   readonly code?: string;
   readonly justification?: string;
+  readonly switch?: string;
 }
 
 /** The answer to one POST: the HTTP status and the parsed body. */
@@ -79,6 +81,8 @@ export interface GuardOptions {
   readonly nodeCount?: number;
   readonly deadlineMarginMs?: number;
   readonly defaultTimeoutMs?: number;
+  /** The safety switches, built on the guard's own clock and logger. */
+  readonly switches?: (clock: TestClock, logger: Logger) => SwitchGate;
 }
 
 export interface TestGuard {
@@ -121,6 +125,7 @@ export function testGuard(options: GuardOptions): TestGuard {
     deadlineMarginMs: options.deadlineMarginMs ?? 2_000,
     defaultTimeoutMs: options.defaultTimeoutMs ?? 10_000,
     maxStalenessMs: 60_000,
+    switches: options.switches?.(clock, logger),
   });
   const readiness = (): Readiness =>
     active ? { ready: true, reasons: [] } : { ready: false, reasons: ['no valid policy set loaded'] };

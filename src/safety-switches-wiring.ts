@@ -1,0 +1,43 @@
+import type { Logger } from 'pino';
+import type { Registry } from 'prom-client';
+import { createSwitchGate, type SwitchGate } from './admission/safety-switches.ts';
+import type { Clock } from './clock.ts';
+import { FileSwitchStore } from './cluster/file-switch-store.ts';
+import type { KubeConnection } from './cluster/kube-http.ts';
+import { KubeSwitchStore, type SwitchStore } from './cluster/switch-store.ts';
+import { SwitchWatcher } from './cluster/switch-watcher.ts';
+import type { GuardConfig } from './config.ts';
+import { NO_SWITCHES } from './core/switches.ts';
+import { createSwitchMetrics } from './telemetry/switch-metrics.ts';
+
+/** The safety switches of one guard: the watcher that keeps them and the gate the review handler asks. */
+export interface SafetySwitchesWiring {
+  readonly watcher: SwitchWatcher;
+  readonly gate: SwitchGate;
+}
+
+/**
+ * Wires and starts the safety switches: on a cluster the switch ConfigMap in the guard's
+ * namespace, read with the guard's own credentials; on the embedded default the file
+ * `switches.file`. Both are read every `switches.pollInterval`; resolves after the first
+ * read (which never throws: a failed one leaves the guard unready until a read succeeds).
+ */
+export async function startSafetySwitches(
+  config: Pick<GuardConfig, 'switches' | 'cluster'>,
+  deps: { registry: Registry; clock: Clock; logger: Logger; cluster?: KubeConnection | undefined },
+): Promise<SafetySwitchesWiring> {
+  const store: SwitchStore = deps.cluster
+    ? new KubeSwitchStore({ connection: deps.cluster, namespace: config.cluster.namespace })
+    : new FileSwitchStore(config.switches.file);
+  const logger = deps.logger.child({ component: 'switches' });
+  let watcher: SwitchWatcher | undefined;
+  const metrics = createSwitchMetrics(
+    deps.registry,
+    () => watcher?.current() ?? NO_SWITCHES,
+    () => deps.clock.now().getTime(),
+  );
+  watcher = new SwitchWatcher({ store, clock: deps.clock, logger, intervalMs: config.switches.pollInterval, metrics });
+  watcher.start();
+  await watcher.refresh();
+  return { watcher, gate: createSwitchGate({ watcher, store, clock: deps.clock, logger, metrics }) };
+}
