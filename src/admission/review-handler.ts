@@ -16,11 +16,13 @@ import {
   rateUsed,
   recordEpisodeOnce,
   recordFamily,
+  recordJustification,
   requestedFor,
   reserve,
   reservedInstances,
 } from '../core/ledger-state.ts';
 import { type Judgement, judge } from '../core/judge.ts';
+import { justificationFact, justificationHash } from '../core/justification.ts';
 import { type Resolution, resolve } from '../core/resolve.ts';
 import { policiesUnderSwitches, resolveUnderFreeze } from '../core/switch-rules.ts';
 import { clonesMember, familyOf } from '../core/family.ts';
@@ -268,6 +270,7 @@ export function createReviewHandler(deps: ReviewHandlerDeps): ReviewHandler {
       const provenance = state.provenance.map((p) => p.uid);
       // Growth admitted (by any replica) that the view does not show yet still counts.
       const pending = reservedInstances(state, now) - reservedInstances(state, now, [workloadKey]);
+      const justification = justificationFact(change, state.justification?.hash);
       const families: (FamilyFact | undefined)[] = [];
       const judgements = judgedPolicies.map((policy, i) => {
         const ignore = policy.clones?.ignoreImages ?? [];
@@ -285,12 +288,20 @@ export function createReviewHandler(deps: ReviewHandlerDeps): ReviewHandler {
         return judge(
           judged,
           policy,
-          { need, family: stale ? undefined : family, rateUsed: (windowMs) => rateUsed(state, windowMs, now), underPressure: pressured },
+          {
+            need,
+            family: stale ? undefined : family,
+            rateUsed: (windowMs) => rateUsed(state, windowMs, now),
+            underPressure: pressured,
+            justification,
+          },
           agent,
         );
       });
       const resolution = resolveUnderFreeze(resolve(change, judgements), judgements, switched, deps.switches?.where ?? '');
-      const decision = switchAnnotated(decisionFor(webhook, change, resolution), resolution, switched);
+      const decided = switchAnnotated(decisionFor(webhook, change, resolution), resolution, switched);
+      // The reasoning is kept in the apiserver's audit log with the decision it came with.
+      const decision = justification?.text ? withAuditAnnotations(decided, { justification: justification.text.slice(0, 1024) }) : decided;
       const lead = leadJudgement(judgements, resolution);
       let held: number | undefined;
       let isNew: boolean | undefined;
@@ -329,6 +340,8 @@ export function createReviewHandler(deps: ReviewHandlerDeps): ReviewHandler {
             // A view built from the requests themselves shows the growth at once.
             if (confirmAtOnce) state = confirmReservation(state, key, now, limits).state;
             if (change.ref.uid) state = addProvenance(state, change.ref.uid, now, limits);
+            // The next growth must bring a reasoning of its own.
+            if (justification?.text) state = recordJustification(state, justificationHash(justification.text), now);
           }
         }
       }
@@ -482,6 +495,7 @@ export function createReviewHandler(deps: ReviewHandlerDeps): ReviewHandler {
       serviceAccounts: change.pods?.serviceAccounts ?? previous?.serviceAccounts ?? [],
       fingerprints: change.pods?.fingerprints ?? previous?.fingerprints ?? [],
       scaleTarget: change.scaleTarget ?? previous?.scaleTarget,
+      justification: change.justification?.from === 'object' ? change.justification.text : previous?.justification,
     };
     view.observe(change.ref, snapshot);
   }
