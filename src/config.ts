@@ -240,6 +240,14 @@ export const configSchema = z.strictObject({
       path: ['beta'],
     })
     .prefault({}),
+  /** Kubernetes Events for denials and clamps (on a cluster only): README "Events". */
+  events: z
+    .strictObject({
+      enabled: z.boolean().default(true),
+      /** Events per agent per minute at most: a runaway agent must not flood etcd. */
+      perAgentPerMinute: z.number().int().min(0).max(1000).default(10),
+    })
+    .prefault({}),
   /** The safety switches (freeze, break-glass, exemptions): README "Safety switches". */
   switches: z
     .strictObject({

@@ -11,6 +11,7 @@ import type { ClusterView } from './cluster/cluster-view.ts';
 import { clusterLoadSources } from './cluster/cluster-load-sources.ts';
 import { InMemoryClusterView } from './cluster/in-memory-view.ts';
 import type { KubeConnection } from './cluster/kube-http.ts';
+import { KubeEventRecorder } from './cluster/event-recorder.ts';
 import { KubeLedger } from './cluster/kube-ledger.ts';
 import { KubeView, mappedKind } from './cluster/kube-view.ts';
 import { createLedgerMetrics, type Ledger } from './cluster/ledger.ts';
@@ -211,6 +212,16 @@ export async function assembleGuard(config: GuardConfig, deps: GuardDeps): Promi
     maxStalenessMs: config.view.maxStaleness,
     risk,
     switches: safety.gate,
+    events:
+      deps.cluster && config.events.enabled
+        ? new KubeEventRecorder({
+            connection: deps.cluster,
+            clock,
+            logger: logger.child({ component: 'events' }),
+            registry,
+            perAgent: config.events.perAgentPerMinute,
+          })
+        : undefined,
     onAdmitted: (change) => {
       const from = change.before?.steady ?? 0;
       const to = change.after?.steady;

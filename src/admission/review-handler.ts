@@ -38,6 +38,8 @@ import { allowed, type Decision, denied, withAuditAnnotations, withWarnings } fr
 import { type Interpretation, interpretRequest, type ScaleResource } from './interpret.ts';
 import { type AdmissionReviewResponse, admissionResponse } from './response.ts';
 import type { SwitchGate } from './safety-switches.ts';
+import { decisionEvent } from './decision-events.ts';
+import type { EventSink } from '../cluster/event-recorder.ts';
 import { type AdmissionRequest, parseAdmissionReview, uidOf } from './review.ts';
 import { parseTimeoutParam } from './timeout-param.ts';
 import { decisionFor, type Webhook } from './verdict.ts';
@@ -76,6 +78,8 @@ export interface ReviewHandlerDeps {
    * (with the default tolerance), so that other replicas' gauges stay complete.
    */
   readonly risk?: RiskMetrics | undefined;
+  /** Where Events for denials and clamps go (sent off the request path); absent: none. */
+  readonly events?: EventSink | undefined;
   /** The safety switches (freeze, break-glass, exemptions); absent: none apply. */
   readonly switches?: SwitchGate | undefined;
 }
@@ -156,6 +160,8 @@ export function createReviewHandler(deps: ReviewHandlerDeps): ReviewHandler {
 
     try {
       const decision = await decideForAgent(webhook, req, match.agent, match.policies, timeoutParam);
+      const event = deps.events && decisionEvent(webhook, req, match.agent, decision);
+      if (event) deps.events?.record(event);
       count(webhook, verdictLabel(decision), req);
       metrics.duration.observe({ webhook, path: 'agent' }, (clock.monotonicMs() - started) / 1000);
       return { status: 200, body: admissionResponse(req.uid, decision) };

@@ -4,6 +4,7 @@ import { placeholderNodes } from '../../src/admission/node-eligibility.ts';
 import type { AdmissionReviewResponse } from '../../src/admission/response.ts';
 import { type ActivePolicies, createReviewHandler } from '../../src/admission/review-handler.ts';
 import type { SwitchGate } from '../../src/admission/safety-switches.ts';
+import type { EventSink } from '../../src/cluster/event-recorder.ts';
 import type { Webhook } from '../../src/admission/verdict.ts';
 import { buildApp, type GuardApp, type Readiness } from '../../src/app.ts';
 import { InMemoryLedger } from '../../src/cluster/in-memory-ledger.ts';
@@ -83,6 +84,8 @@ export interface GuardOptions {
   readonly defaultTimeoutMs?: number;
   /** The safety switches, built on the guard's own clock and logger. */
   readonly switches?: (clock: TestClock, logger: Logger) => SwitchGate;
+  /** Where decision Events go. */
+  readonly events?: (clock: TestClock, logger: Logger) => EventSink;
 }
 
 export interface TestGuard {
@@ -126,6 +129,7 @@ export function testGuard(options: GuardOptions): TestGuard {
     defaultTimeoutMs: options.defaultTimeoutMs ?? 10_000,
     maxStalenessMs: 60_000,
     switches: options.switches?.(clock, logger),
+    events: options.events?.(clock, logger),
   });
   const readiness = (): Readiness =>
     active ? { ready: true, reasons: [] } : { ready: false, reasons: ['no valid policy set loaded'] };
