@@ -240,6 +240,14 @@ export const configSchema = z.strictObject({
       path: ['beta'],
     })
     .prefault({}),
+  /** The periodic check that agents cannot get around the guard through RBAC (on a cluster only): README "Doctor". */
+  doctor: z
+    .strictObject({
+      enabled: z.boolean().default(true),
+      /** How often each policy's agent identities are checked with SubjectAccessReviews (also once at start). */
+      interval: durationMs.default(300_000),
+    })
+    .prefault({}),
   /** Kubernetes Events for denials and clamps (on a cluster only): README "Events". */
   events: z
     .strictObject({

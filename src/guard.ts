@@ -11,6 +11,7 @@ import type { ClusterView } from './cluster/cluster-view.ts';
 import { clusterLoadSources } from './cluster/cluster-load-sources.ts';
 import { InMemoryClusterView } from './cluster/in-memory-view.ts';
 import type { KubeConnection } from './cluster/kube-http.ts';
+import { type BypassMonitor, startBypassMonitor } from './cluster/bypass-monitor.ts';
 import { KubeEventRecorder } from './cluster/event-recorder.ts';
 import { KubeLedger } from './cluster/kube-ledger.ts';
 import { KubeView, mappedKind } from './cluster/kube-view.ts';
@@ -195,6 +196,18 @@ export async function assembleGuard(config: GuardConfig, deps: GuardDeps): Promi
     cacheTtlMs: config.metrics.cacheTtl,
   });
 
+  const bypass: BypassMonitor | undefined =
+    deps.cluster && config.doctor.enabled
+      ? startBypassMonitor({
+          connection: deps.cluster,
+          policies: () => active?.policies,
+          guardNamespace: config.cluster.namespace,
+          registry,
+          logger: logger.child({ component: 'doctor' }),
+          clock,
+          intervalMs: config.doctor.interval,
+        })
+      : undefined;
   const safety = await startSafetySwitches(config, { registry, clock, logger, cluster: deps.cluster });
 
   const handleReview = createReviewHandler({
@@ -248,6 +261,7 @@ export async function assembleGuard(config: GuardConfig, deps: GuardDeps): Promi
     async close() {
       await watcher.close();
       await safety.watcher.stop();
+      bypass?.stop();
       losses?.stop();
       await kubeView?.stop();
       await Promise.all([app.webhook.close(), app.ops.close()]);

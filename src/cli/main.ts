@@ -1,6 +1,7 @@
 import { policyJsonSchema } from '../policy/policy-json-schema.ts';
 import { runCheck } from './check.ts';
 import { runPolicyTests } from './test-policies.ts';
+import { runDoctor } from './doctor-command.ts';
 import { runSwitchCommand, type SwitchCommand } from './switch-commands.ts';
 import type { CliIo } from './check.ts';
 
@@ -25,6 +26,7 @@ Commands:
   break-glass        every policy in audit mode for a while (an emergency)
   exempt             one agent or workload in audit mode for a while
   switches           list the safety switches set (-o table|json|yaml)
+  doctor             check whether the agents can get around the guard (RBAC)
   help               show this text`;
 
 /** Writes to the process's stdout and stderr, a line at a time. */
@@ -75,6 +77,8 @@ export async function runCli(argv: readonly string[], io: CliIo = processIo): Pr
     case 'exempt':
     case 'switches':
       return runSwitchCommand(command satisfies SwitchCommand, args, io);
+    case 'doctor':
+      return runDoctor(args, io);
     case 'help':
     case '--help':
     case '-h':

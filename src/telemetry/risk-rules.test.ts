@@ -43,6 +43,7 @@ const EXPORTED = new Set([
   'replica_guard_view_cache_age_seconds',
   'replica_guard_ledger_conflicts_exhausted_total',
   'replica_guard_policy_reload_errors_total',
+  'replica_guard_agent_bypass_permission',
 ]);
 
 describe('riskRules', () => {
@@ -127,7 +128,7 @@ describe('riskRules', () => {
     );
   });
 
-  it('alerts for the risk line, growth, errors, a stale view, the ledger, the certificate and the load sources', () => {
+  it('alerts for the risk line, growth, errors, a stale view, the ledger, the certificate, the load sources and agents that can get around the guard', () => {
     expect(alertsOf(shipped).map((a) => a.alert)).toEqual([
       'ReplicaGuardAgentRiskHigh',
       'ReplicaGuardAgentReplicationIntentHigh',
@@ -139,6 +140,7 @@ describe('riskRules', () => {
       'ReplicaGuardCertificateExpiringSoon',
       'ReplicaGuardLoadSourceDown',
       'ReplicaGuardPolicyReloadFailed',
+      'ReplicaGuardAgentCanBypass',
     ]);
     for (const a of alertsOf(shipped)) {
       expect(['warning', 'critical']).toContain(a.labels.severity);
