@@ -47,6 +47,8 @@ export interface GuardDeps {
   readonly clock: Clock;
   /** The cluster to watch and to keep the shared ledger in; absent: the embedded default. */
   readonly cluster?: KubeConnection | undefined;
+  /** This replica's name in acknowledgements and Events (default: the host name, a pod's name). */
+  readonly instance?: string | undefined;
 }
 
 /**
@@ -208,7 +210,7 @@ export async function assembleGuard(config: GuardConfig, deps: GuardDeps): Promi
           intervalMs: config.doctor.interval,
         })
       : undefined;
-  const safety = await startSafetySwitches(config, { registry, clock, logger, cluster: deps.cluster });
+  const safety = await startSafetySwitches(config, { registry, clock, logger, cluster: deps.cluster, instance: deps.instance });
 
   const handleReview = createReviewHandler({
     policies: () => active,

@@ -2,7 +2,9 @@ import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import { createSwitchGate, type SwitchGate } from './admission/safety-switches.ts';
 import type { Clock } from './clock.ts';
+import { hostname } from 'node:os';
 import { FileSwitchStore } from './cluster/file-switch-store.ts';
+import { AckPublisher } from './cluster/switch-ack.ts';
 import type { KubeConnection } from './cluster/kube-http.ts';
 import { KubeSwitchStore, type SwitchStore } from './cluster/switch-store.ts';
 import { SwitchWatcher } from './cluster/switch-watcher.ts';
@@ -24,7 +26,7 @@ export interface SafetySwitchesWiring {
  */
 export async function startSafetySwitches(
   config: Pick<GuardConfig, 'switches' | 'cluster'>,
-  deps: { registry: Registry; clock: Clock; logger: Logger; cluster?: KubeConnection | undefined },
+  deps: { registry: Registry; clock: Clock; logger: Logger; cluster?: KubeConnection | undefined; instance?: string | undefined },
 ): Promise<SafetySwitchesWiring> {
   const store: SwitchStore = deps.cluster
     ? new KubeSwitchStore({ connection: deps.cluster, namespace: config.cluster.namespace })
@@ -36,7 +38,18 @@ export async function startSafetySwitches(
     () => watcher?.current() ?? NO_SWITCHES,
     () => deps.clock.now().getTime(),
   );
-  watcher = new SwitchWatcher({ store, clock: deps.clock, logger, intervalMs: config.switches.pollInterval, metrics });
+  // On a cluster each replica acknowledges what it applies, so a shutdown can wait for all of them.
+  const ack = deps.cluster
+    ? new AckPublisher({ connection: deps.cluster, namespace: config.cluster.namespace, instance: deps.instance ?? hostname(), clock: deps.clock, logger })
+    : undefined;
+  watcher = new SwitchWatcher({
+    store,
+    clock: deps.clock,
+    logger,
+    intervalMs: config.switches.pollInterval,
+    metrics,
+    onApplied: ack ? (data) => ack.applied(data) : undefined,
+  });
   watcher.start();
   await watcher.refresh();
   return { watcher, gate: createSwitchGate({ watcher, store, clock: deps.clock, logger, metrics }) };

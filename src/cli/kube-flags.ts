@@ -1,3 +1,4 @@
+import { userInfo } from 'node:os';
 import type { ParseArgsConfig } from 'node:util';
 import YAML from 'yaml';
 import type { KubeConnection } from '../cluster/kube-http.ts';
@@ -64,4 +65,13 @@ export function printData(io: CliIo, format: OutputFormat, rows: readonly Readon
   const line = (cells: readonly string[]) => cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd((widths[i] ?? 0) + 3))).join('').trimEnd();
   io.out(line(columns.map((c) => c.toUpperCase())));
   for (const r of rows) io.out(line(columns.map((c) => r[c] ?? '')));
+}
+
+/** Who runs the command, for the `by` of what it writes: the local user name. */
+export function operatorName(): string {
+  try {
+    return userInfo().username;
+  } catch {
+    return 'unknown';
+  }
 }

@@ -2,6 +2,7 @@ import { policyJsonSchema } from '../policy/policy-json-schema.ts';
 import { runCheck } from './check.ts';
 import { runPolicyTests } from './test-policies.ts';
 import { runDoctor } from './doctor-command.ts';
+import { runShutdownCommand } from './shutdown-command.ts';
 import { runSwitchCommand, type SwitchCommand } from './switch-commands.ts';
 import type { CliIo } from './check.ts';
 
@@ -27,6 +28,8 @@ Commands:
   exempt             one agent or workload in audit mode for a while
   switches           list the safety switches set (-o table|json|yaml)
   doctor             check whether the agents can get around the guard (RBAC)
+  shutdown           freeze an agent and bring its family to zero (--dry-run: the plan)
+  restore            put back exactly what shutdown changed
   help               show this text`;
 
 /** Writes to the process's stdout and stderr, a line at a time. */
@@ -79,6 +82,9 @@ export async function runCli(argv: readonly string[], io: CliIo = processIo): Pr
       return runSwitchCommand(command satisfies SwitchCommand, args, io);
     case 'doctor':
       return runDoctor(args, io);
+    case 'shutdown':
+    case 'restore':
+      return runShutdownCommand(command, args, io);
     case 'help':
     case '--help':
     case '-h':

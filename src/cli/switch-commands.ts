@@ -1,4 +1,3 @@
-import { userInfo } from 'node:os';
 import { parseArgs } from 'node:util';
 import { FileSwitchStore } from '../cluster/file-switch-store.ts';
 import { KubeSwitchStore, type SwitchData, type SwitchStore } from '../cluster/switch-store.ts';
@@ -15,7 +14,7 @@ import {
   switchKindOf,
 } from '../core/switches.ts';
 import type { CliIo } from './check.ts';
-import { connect, KUBE_FLAGS, KUBE_FLAGS_USAGE, outputFormat, printData, UsageError } from './kube-flags.ts';
+import { connect, KUBE_FLAGS, operatorName, KUBE_FLAGS_USAGE, outputFormat, printData, UsageError } from './kube-flags.ts';
 
 /** The commands of the safety switches. */
 export const SWITCH_COMMANDS = ['freeze', 'unfreeze', 'break-glass', 'exempt', 'switches'] as const;
@@ -143,16 +142,9 @@ async function storeOf(values: Values): Promise<SwitchStore> {
 }
 
 function entryOf(values: Values, until?: number) {
-  return formatEntry({ at: new Date().toISOString(), by: values.by ?? operator(), reason: values.reason, source: 'cli', until });
+  return formatEntry({ at: new Date().toISOString(), by: values.by ?? operatorName(), reason: values.reason, source: 'cli', until });
 }
 
-function operator(): string {
-  try {
-    return userInfo().username;
-  } catch {
-    return 'unknown';
-  }
-}
 
 function freezeScopeOf(values: Values): FreezeScope {
   const given = [values.agent !== undefined, values.namespace !== undefined, values.all === true].filter(Boolean).length;

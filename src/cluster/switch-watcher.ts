@@ -12,6 +12,8 @@ export interface SwitchWatcherOptions {
   /** How often the source is read (default 1 s): a switch reaches every replica within this plus one read. */
   readonly intervalMs?: number | undefined;
   readonly metrics?: SwitchMetrics | undefined;
+  /** Told of every map applied (each read, and each write adopted): the replica's acknowledgement. */
+  readonly onApplied?: ((data: SwitchData) => void) | undefined;
 }
 
 /**
@@ -114,6 +116,7 @@ export class SwitchWatcher {
     }
     this.#switches = switches;
     this.#loaded = true;
+    this.#options.onApplied?.(data);
   }
 }
 

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type { AgentIdentity, WorkloadRef } from './types.ts';
 
 /**
@@ -235,4 +236,12 @@ export function describeFreeze(key: string): string {
   const rest = key.slice('freeze.agent.'.length);
   const dot = rest.indexOf('.');
   return `agent ${rest.slice(0, dot)}:${rest.slice(dot + 1)}`;
+}
+
+/** A digest of a switch map (keys sorted): what a replica acknowledges having applied. */
+export function switchesDigest(data: Readonly<Record<string, string>>): string {
+  const sorted = Object.keys(data)
+    .sort()
+    .map((k) => [k, data[k]]);
+  return createHash('sha256').update(JSON.stringify(sorted)).digest('hex').slice(0, 32);
 }
