@@ -235,6 +235,7 @@ export async function assembleGuard(config: GuardConfig, deps: GuardDeps): Promi
             logger: logger.child({ component: 'events' }),
             registry,
             perAgent: config.events.perAgentPerMinute,
+            instance: deps.instance,
           })
         : undefined,
     onAdmitted: (change) => {
