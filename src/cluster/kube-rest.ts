@@ -20,14 +20,23 @@ export function resourcePath(
 }
 
 /** One JSON request to the API server; throws only when there is no answer (with the method and path in the message). */
-export async function kubeJson(connection: KubeConnection, method: string, path: string, body?: unknown, timeoutMs = 10_000): Promise<KubeAnswer> {
+export async function kubeJson(
+  connection: KubeConnection,
+  method: string,
+  path: string,
+  body?: unknown,
+  timeoutMs = 10_000,
+  caller?: AbortSignal,
+): Promise<KubeAnswer> {
+  const timeout = AbortSignal.timeout(timeoutMs);
+  const signal = caller ? AbortSignal.any([caller, timeout]) : timeout;
   try {
     const res = await kubeFetch(
       connection,
       path,
       body === undefined
-        ? { method, signal: AbortSignal.timeout(timeoutMs) }
-        : { method, signal: AbortSignal.timeout(timeoutMs), headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) },
+        ? { method, signal }
+        : { method, signal, headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) },
     );
     const text = await res.text();
     try {
@@ -36,7 +45,8 @@ export async function kubeJson(connection: KubeConnection, method: string, path:
       return { status: res.status, body: text };
     }
   } catch (err) {
-    throw new Error(`${method} ${path} failed: ${(err as Error).message}`, { cause: err });
+    const why = timeout.aborted ? `timed out after ${timeoutMs} ms` : (err as Error).message;
+    throw new Error(`${method} ${path} failed: ${why}`, { cause: err });
   }
 }
 

@@ -1,4 +1,5 @@
-import { type KubeConnection, kubeFetch } from './kube-http.ts';
+import type { KubeConnection } from './kube-http.ts';
+import { answerMessage, type KubeAnswer, kubeJson } from './kube-rest.ts';
 
 /** The switch map's data: keys and values as in `core/switches.ts`. */
 export type SwitchData = Readonly<Record<string, string>>;
@@ -83,7 +84,7 @@ export class KubeSwitchStore implements SwitchStore {
       if (res.status === 200 || res.status === 201) return next;
       // Written or created by someone else since the read: read again and re-apply.
       if ((res.status === 409 || res.status === 404) && attempt < 10) continue;
-      throw new SwitchStoreError(`${exists ? 'updating' : 'creating'} ${this.where} answered HTTP ${res.status}: ${messageOf(res.body)}`);
+      throw new SwitchStoreError(`${exists ? 'updating' : 'creating'} ${this.where} answered HTTP ${res.status}: ${answerMessage(res)}`);
     }
   }
 
@@ -91,7 +92,7 @@ export class KubeSwitchStore implements SwitchStore {
     const res = await this.#call('GET', this.#path(this.#name), undefined, signal);
     if (res.status === 404) return { metadata: { name: this.#name, namespace: this.#namespace } };
     if (res.status !== 200 || !isConfigMap(res.body)) {
-      throw new SwitchStoreError(`reading ${this.where} answered HTTP ${res.status}: ${messageOf(res.body)}`);
+      throw new SwitchStoreError(`reading ${this.where} answered HTTP ${res.status}: ${answerMessage(res)}`);
     }
     return res.body;
   }
@@ -101,28 +102,11 @@ export class KubeSwitchStore implements SwitchStore {
     return name === undefined ? base : `${base}/${encodeURIComponent(name)}`;
   }
 
-  async #call(method: string, path: string, body: unknown, signal?: AbortSignal): Promise<{ status: number; body: unknown }> {
-    const timeout = AbortSignal.timeout(this.#timeoutMs);
-    const combined = signal ? AbortSignal.any([signal, timeout]) : timeout;
+  async #call(method: string, path: string, body: unknown, signal?: AbortSignal): Promise<KubeAnswer> {
     try {
-      const res = await kubeFetch(
-        this.#connection,
-        path,
-        body === undefined
-          ? { method, signal: combined }
-          : { method, signal: combined, headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) },
-      );
-      const text = await res.text();
-      let parsed: unknown = text;
-      try {
-        parsed = JSON.parse(text);
-      } catch {
-        // a proxy's error page: kept as text for the message
-      }
-      return { status: res.status, body: parsed };
+      return await kubeJson(this.#connection, method, path, body, this.#timeoutMs, signal);
     } catch (err) {
-      const why = timeout.aborted ? `timed out after ${this.#timeoutMs} ms` : (err as Error).message;
-      throw new SwitchStoreError(`${method} ${this.where} failed: ${why}`, { cause: err });
+      throw new SwitchStoreError(`${method} ${this.where}: ${(err as Error).message}`, { cause: err });
     }
   }
 }
@@ -133,11 +117,4 @@ function isConfigMap(body: unknown): body is ConfigMapBody {
   if (typeof metadata !== 'object' || metadata === null) return false;
   const data = (body as { data?: unknown }).data;
   return data === undefined || (typeof data === 'object' && data !== null);
-}
-
-function messageOf(body: unknown): string {
-  if (typeof body === 'object' && body !== null && typeof (body as { message?: unknown }).message === 'string') {
-    return (body as { message: string }).message;
-  }
-  return String(body).slice(0, 200);
 }

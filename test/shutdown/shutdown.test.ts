@@ -1,16 +1,14 @@
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { pino } from 'pino';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { runCli } from '../../src/cli/main.ts';
-import { systemClock } from '../../src/clock.ts';
 import { snapshotName } from '../../src/cluster/shutdown-run.ts';
 import { SWITCH_CONFIGMAP } from '../../src/cluster/switch-store.ts';
-import { configSchema } from '../../src/config.ts';
-import { type AssembledGuard, assembleGuard } from '../../src/guard.ts';
+import type { AssembledGuard } from '../../src/guard.ts';
 import { FakeApiServer } from '../fake-apiserver/fake-apiserver.ts';
 import { scaleReview } from '../helpers/fixtures.ts';
+import { startClusterGuards } from '../helpers/cluster-guards.ts';
 import { writeKubeconfig } from '../helpers/kubeconfig.ts';
 import { deployment, ownerOf, pod, podTemplate, replicaSet } from '../view/view-helpers.ts';
 
@@ -23,16 +21,6 @@ let fake: FakeApiServer;
 let dir: string;
 let kubeconfig: string;
 let guards: AssembledGuard[] = [];
-
-const POLICY = `apiVersion: replica-guard.io/v1alpha1
-kind: ReplicaPolicy
-metadata: { name: roomy }
-spec:
-  mode: enforce
-  agents: { serviceAccounts: ["agents:*"] }
-  need: { onUnavailable: caps }
-  limits: { perWorkload: 100 }
-`;
 
 /** The family of agents:agent-1 (and one workload of someone else). */
 const FAMILY: readonly (readonly [string, string])[] = [
@@ -90,7 +78,6 @@ beforeEach(async () => {
   fake = await FakeApiServer.start({ bookmarkIntervalMs: 50 });
   dir = await mkdtemp(join(tmpdir(), 'rg-shutdown-'));
   kubeconfig = await writeKubeconfig(dir, fake.url);
-  await writeFile(join(dir, 'policy.yaml'), POLICY);
   seed();
 });
 afterEach(async () => {
@@ -101,16 +88,7 @@ afterEach(async () => {
 });
 
 async function startGuards(): Promise<void> {
-  const config = configSchema.parse({
-    policies: { dir },
-    tls: { dir: join(dir, 'certs') },
-    view: { bookmarkInterval: '100ms', stallFactor: 5, requestTimeout: '2s' },
-    doctor: { enabled: false },
-    logLevel: 'silent',
-  });
-  for (const instance of ['guard-a', 'guard-b']) {
-    guards.push(await assembleGuard(config, { logger: pino({ level: 'silent' }), clock: systemClock, cluster: { baseUrl: fake.url }, instance }));
-  }
+  guards = await startClusterGuards(fake.url, dir, ['guard-a', 'guard-b'], { doctor: { enabled: false } });
 }
 
 const workloadWrites = () => fake.requests.filter((r) => /^(PUT|POST|DELETE) /.test(r) && !/\/(configmaps|leases|events)(\/|$)/.test(r));

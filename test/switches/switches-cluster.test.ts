@@ -1,15 +1,13 @@
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runCli } from '../../src/cli/main.ts';
-import { systemClock } from '../../src/clock.ts';
 import { SWITCH_CONFIGMAP } from '../../src/cluster/switch-store.ts';
-import { configSchema } from '../../src/config.ts';
-import { type AssembledGuard, assembleGuard } from '../../src/guard.ts';
+import type { AssembledGuard } from '../../src/guard.ts';
 import { FakeApiServer } from '../fake-apiserver/fake-apiserver.ts';
 import { ADMIN, type Review, review, scaleReview } from '../helpers/fixtures.ts';
+import { startClusterGuards } from '../helpers/cluster-guards.ts';
 import { writeKubeconfig } from '../helpers/kubeconfig.ts';
 
 // Two guard replicas against one API server: the operator's CLI (through a kubeconfig,
@@ -22,35 +20,11 @@ let dir: string;
 let kubeconfig: string;
 const guards: AssembledGuard[] = [];
 
-const POLICY = `apiVersion: replica-guard.io/v1alpha1
-kind: ReplicaPolicy
-metadata: { name: roomy }
-spec:
-  mode: enforce
-  agents: { serviceAccounts: ["agents:*"] }
-  need: { onUnavailable: caps }
-  limits: { perWorkload: 100 }
-`;
-
 beforeAll(async () => {
   fake = await FakeApiServer.start({ bookmarkIntervalMs: 50 });
   dir = await mkdtemp(join(tmpdir(), 'rg-switch-cluster-'));
   kubeconfig = await writeKubeconfig(dir, fake.url);
-  await writeFile(join(dir, 'policy.yaml'), POLICY);
-  const config = configSchema.parse({
-    policies: { dir },
-    tls: { dir: join(dir, 'certs') },
-    view: { bookmarkInterval: '100ms', stallFactor: 5, requestTimeout: '2s' },
-    logLevel: 'silent',
-  });
-  for (let i = 0; i < 2; i++) {
-    guards.push(await assembleGuard(config, { logger: pino({ level: 'silent' }), clock: systemClock, cluster: { baseUrl: fake.url } }));
-  }
-  const deadline = Date.now() + 10_000;
-  while (!guards.every((g) => g.readiness().ready)) {
-    if (Date.now() > deadline) throw new Error(`guards not ready: ${JSON.stringify(guards.map((g) => g.readiness()))}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
+  guards.push(...(await startClusterGuards(fake.url, dir, ['guard-a', 'guard-b'])));
 }, 30_000);
 afterAll(async () => {
   for (const g of guards) await g.close();
