@@ -414,7 +414,9 @@ export function createReviewHandler(deps: ReviewHandlerDeps): ReviewHandler {
   ): Promise<Decision> {
     metrics.errors.inc({ code: 'RG_ERR_DEADLINE' });
     const change = interpretation.change;
-    const enforcing = policies.filter((p) => p.mode !== 'audit');
+    // The switches hold here too: a freeze enforces whatever the modes, break-glass relaxes them.
+    const switched = deps.switches?.applicable(agent, change.ref) ?? {};
+    const enforcing = switched.freeze ? policies : policiesUnderSwitches(policies, switched).filter((p) => p.mode !== 'audit');
     const message = `RG_ERR_DEADLINE: replica-guard could not decide within ${budgetMs} ms`;
     let decision: Decision;
     if (webhook === 'validate' && enforcing.length > 0) {

@@ -22,7 +22,8 @@ export type SwitchCommand = (typeof SWITCH_COMMANDS)[number];
 
 const COMMON = `${KUBE_FLAGS_USAGE}
       --file FILE               the switch file of a guard on its embedded default, instead of a cluster
-      --reason TEXT             why (kept with the switch, shown in denials and logs)`;
+      --reason TEXT             why (kept with the switch, shown in denials and logs)
+      --by NAME                 who sets it (default: the local user name)`;
 
 const USAGES: Readonly<Record<SwitchCommand, string>> = {
   freeze: `Usage: replica-guard freeze (--agent NAMESPACE:NAME | --namespace NS | --all) [flags]

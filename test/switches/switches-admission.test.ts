@@ -10,6 +10,7 @@ import { runCli } from '../../src/cli/main.ts';
 import { FileSwitchStore } from '../../src/cluster/file-switch-store.ts';
 import { SwitchWatcher } from '../../src/cluster/switch-watcher.ts';
 import { formatEntry } from '../../src/core/switches.ts';
+import type { LoadSource } from '../../src/load/load-source.ts';
 import { createSwitchMetrics } from '../../src/telemetry/switch-metrics.ts';
 import { ADMIN, review, scaleReview } from '../helpers/fixtures.ts';
 import { policy, type TestGuard, testGuard } from '../helpers/guard.ts';
@@ -32,9 +33,10 @@ const cli = async (...args: string[]) => {
   return { code, out: out.join('\n'), err: err.join('\n') };
 };
 
-function start(limits: Record<string, unknown>): void {
+function start(limits: Record<string, unknown>, options: { mode?: string; loadSource?: LoadSource } = {}): void {
   guard = testGuard({
-    policies: policy('cap', { mode: 'enforce', need: { onUnavailable: 'caps' }, limits }),
+    policies: policy('cap', { mode: options.mode ?? 'enforce', need: { onUnavailable: 'caps' }, limits }),
+    ...(options.loadSource ? { loadSource: options.loadSource, deadlineMarginMs: 1_500 } : {}),
     switches: (clock, logger) => {
       const store = new FileSwitchStore(file);
       registry = new Registry();
@@ -194,6 +196,29 @@ describe('break-glass and exemptions', () => {
     samples = parseExposition(await registry.metrics());
     expect(samples).toContainEqual({ name: 'replica_guard_switches_active', labels: { switch: 'exempt-workload' }, value: 0 });
   });
+});
+
+describe('switches when the decision misses its deadline', () => {
+  /** A need that never comes: the decision falls back at the deadline. */
+  const hanging: LoadSource = { need: (_q, signal) => new Promise((_r, reject) => signal.addEventListener('abort', () => reject(new Error('aborted')))) };
+
+  it('a freeze denies even under an audit-only policy; break-glass lets an enforce policy through', async () => {
+    start({ perWorkload: 100 }, { mode: 'audit', loadSource: hanging });
+    expect((await guard.review('validate', scaleReview('web', 1, 2), 'timeout=2s')).allowed).toBe(true);
+    await cli('freeze', '--all', '--file', file);
+    await watcher.refresh();
+    const frozen = await guard.review('validate', scaleReview('web', 1, 3), 'timeout=2s');
+    expect(frozen.allowed).toBe(false);
+    expect(frozen.status?.message).toContain('RG_ERR_DEADLINE');
+    await guard.close();
+
+    start({ perWorkload: 100 }, { loadSource: hanging });
+    expect((await guard.review('validate', scaleReview('web', 1, 4), 'timeout=2s')).allowed).toBe(false);
+    await cli('unfreeze', '--all', '--file', file);
+    await cli('break-glass', '--for', '5m', '--file', file);
+    await watcher.refresh();
+    expect((await guard.review('validate', scaleReview('web', 1, 5), 'timeout=2s')).allowed).toBe(true);
+  }, 15_000);
 });
 
 describe('switch commands', () => {
