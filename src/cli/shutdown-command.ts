@@ -209,7 +209,7 @@ async function waitForAcks(connection: KubeConnection, guardNamespace: string, s
     if (live.length > 0 && waitingFor.length === 0) return live.map((a) => a.instance).sort();
     if (Date.now() >= deadline) {
       if (live.length === 0) throw new Error(`no guard replica acknowledges the safety switches in ${guardNamespace} (is replica-guard running there?); --skip-ack proceeds without`);
-      throw new Error(`guard replicas ${waitingFor.join(', ')} did not acknowledge ${key} within ${timeoutMs} ms; nothing was changed`);
+      throw new Error(`guard replicas ${waitingFor.join(', ')} did not acknowledge ${key} within ${timeoutMs} ms; the freeze is set, no workload was changed`);
     }
     await sleep(250);
   }

@@ -191,6 +191,23 @@ describe('replica-guard shutdown and restore', () => {
     expect(state()).toEqual(interrupted);
   }, 30_000);
 
+  it('changes nothing while a live replica has not acknowledged the freeze, or when no replica acknowledges at all', async () => {
+    const before = state();
+    const none = await cli('shutdown', '--agent', 'agents:agent-1', '--ack-timeout', '1s');
+    expect(none.code).toBe(1);
+    expect(none.err).toContain('no guard replica acknowledges the safety switches in replica-guard');
+    // A replica that renews its acknowledgement but still applies an older switch map.
+    fake.put('leases', {
+      metadata: { namespace: 'replica-guard', name: 'replica-guard-ack-stuck', annotations: { 'replica-guard.io/switches-digest': 'older' } },
+      spec: { holderIdentity: 'stuck', leaseDurationSeconds: 15, renewTime: new Date().toISOString().replace('Z', '000Z') },
+    });
+    const stuck = await cli('shutdown', '--agent', 'agents:agent-1', '--ack-timeout', '1s');
+    expect(stuck.code).toBe(1);
+    expect(stuck.err).toContain('guard replicas stuck did not acknowledge freeze.agent.agents.agent-1');
+    expect(state()).toEqual(before);
+    expect(fake.get('configmaps', 'replica-guard', snapshotName({ namespace: 'agents', name: 'agent-1' }))).toBeUndefined();
+  });
+
   it('answers --help with 0 and refuses a missing agent with 2', async () => {
     for (const command of ['shutdown', 'restore']) {
       const help = await runCli([command, '--help'], { out: () => undefined, err: () => undefined });
