@@ -59,6 +59,7 @@ export function evaluateCase(review: unknown, webhook: Webhook, policies: readon
         family: facts.family ?? { workloads: 0, potential: 0 },
         rateUsed: () => facts.rateUsed ?? 0,
         underPressure: (facts.losses ?? 0) > 0,
+        clonedMember: clone ? 'a member of the family' : undefined,
       },
       match.agent,
     );

@@ -25,7 +25,7 @@ import { type Judgement, judge } from '../core/judge.ts';
 import { justificationFact, justificationHash } from '../core/justification.ts';
 import { type Resolution, resolve } from '../core/resolve.ts';
 import { policiesUnderSwitches, resolveUnderFreeze } from '../core/switch-rules.ts';
-import { clonesMember, familyOf } from '../core/family.ts';
+import { clonedMember, describeWorkload, familyOf } from '../core/family.ts';
 import type { ApplicableSwitches } from '../core/switches.ts';
 import { type EpisodeSums, episodeSums, needClassOf, riskDefaults } from '../core/risk.ts';
 import type { AgentIdentity, FamilyFact, NeedFact, Policy, WorkloadChange, WorkloadRef } from '../core/types.ts';
@@ -284,12 +284,11 @@ export function createReviewHandler(deps: ReviewHandlerDeps): ReviewHandler {
         const family = { ...seen, potential: seen.potential + pending };
         families[i] = stale ? undefined : family;
         // A clone's need is 0: the whole clone is surplus unless the policy allows clones.
-        const clone =
-          change.createsWorkload &&
-          change.pods !== undefined &&
-          policy.clones?.allowed !== true &&
-          clonesMember(change.pods.fingerprints, family, ignore);
-        const need: NeedFact = clone ? { kind: 'measured', value: 0, source: 'clone' } : (needFacts[i] ?? { kind: 'unmeasured' });
+        const cloned =
+          change.createsWorkload && change.pods !== undefined && policy.clones?.allowed !== true
+            ? clonedMember(change.pods.fingerprints, family, ignore)
+            : undefined;
+        const need: NeedFact = cloned ? { kind: 'measured', value: 0, source: 'clone' } : (needFacts[i] ?? { kind: 'unmeasured' });
         const pressured = policy.underPressure !== undefined && lossesWithin(state, policy.underPressure.windowMs, now) > 0;
         return judge(
           judged,
@@ -299,6 +298,7 @@ export function createReviewHandler(deps: ReviewHandlerDeps): ReviewHandler {
             family: stale ? undefined : family,
             rateUsed: (windowMs) => rateUsed(state, windowMs, now),
             underPressure: pressured,
+            clonedMember: cloned && describeWorkload(cloned),
             justification,
           },
           agent,

@@ -70,6 +70,9 @@ function describe(change: WorkloadChange, j: Judgement): string {
 function adviceFor(change: WorkloadChange, j: Judgement, limit: string): string {
   if (limit === 'podServiceAccounts') return "Run the pods as the agent's own service account.";
   if (limit === 'reservedAnnotations') return 'Remove those annotations from the request.';
+  if (limit === 'clones') {
+    return `Scale the existing workload instead, within its allowance; if clones are intended, set clones.allowed: true in policy ${j.policy.name} (or list a shared base image under clones.ignoreImages).`;
+  }
   if (limit === 'workloadsPerFamily') return 'Scale an existing workload of the family instead, within its allowance.';
   if (limit === 'onUnavailable') return 'Retry later, or ask a platform engineer.';
   // The switch's own message says what is allowed and who can lift it.

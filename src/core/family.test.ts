@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { WorkloadIndex } from '../cluster/workload-index.ts';
-import { clonesMember, type FamilyLookups, familyOf } from './family.ts';
+import { clonedMember, describeWorkload, type FamilyLookups, familyOf } from './family.ts';
 import { podFingerprints } from './fingerprint.ts';
 import type { AgentIdentity, WorkloadRef, WorkloadSnapshot } from './types.ts';
 
@@ -108,12 +108,14 @@ describe('familyOf', () => {
     });
   });
 
-  it('tells a new template that clones a member', () => {
+  it('tells which member a new template clones', () => {
     const f = familyOf(agent, lookups(snapshot('web')), [], [], nothing);
     const same = podFingerprints('agent-1', [{ image: 'registry.example/agent:2.0', command: ['serve'] }]);
     const different = podFingerprints('agent-1', [{ image: 'registry.example/agent:2.0', command: ['other'] }]);
-    expect(clonesMember(same, f, [])).toBe(true);
-    expect(clonesMember(different, f, [])).toBe(false);
-    expect(clonesMember(same, f, ['registry.example/*'])).toBe(false);
+    const cloned = clonedMember(same, f, []);
+    expect(cloned).toMatchObject({ kind: 'Deployment', name: 'web' });
+    expect(cloned && describeWorkload(cloned)).toMatch(/^Deployment (\S+\/)?web$/);
+    expect(clonedMember(different, f, [])).toBeUndefined();
+    expect(clonedMember(same, f, ['registry.example/*'])).toBeUndefined();
   });
 });

@@ -72,13 +72,19 @@ export function familyOf(
   return { workloads: members.size, potential, members: [...members.values()] };
 }
 
-/** Whether a new pod template clones a member of the family (same fingerprint, image not ignored). */
-export function clonesMember(
+/** The family member a new pod template clones (same fingerprint, image not ignored), if any. */
+export function clonedMember(
   fingerprints: readonly { readonly key: string; readonly image: string }[],
   family: Family,
   ignoreImages: readonly string[],
-): boolean {
+): WorkloadRef | undefined {
   const ignored = ignoreImages.map(compileGlob);
-  const keys = new Set(family.members.flatMap((m) => m.fingerprints.map((f) => f.key)));
-  return fingerprints.some((f) => !ignored.some((g) => g.test(f.image)) && keys.has(f.key));
+  const wanted = new Set(fingerprints.filter((f) => !ignored.some((g) => g.test(f.image))).map((f) => f.key));
+  if (wanted.size === 0) return undefined;
+  return family.members.find((m) => m.fingerprints.some((f) => wanted.has(f.key)))?.ref;
+}
+
+/** A workload as messages name it: `Deployment agents/web`. */
+export function describeWorkload(ref: WorkloadRef): string {
+  return `${ref.kind} ${ref.namespace ? `${ref.namespace}/` : ''}${ref.name}`;
 }

@@ -117,6 +117,21 @@ describe('judge: allowance', () => {
     expect(j.violations.map((v) => v.limit)).toEqual(['workloadsPerFamily']);
   });
 
+  it('denies a clone of one instance that need 0 plus headroom would fit, unless clones are allowed', () => {
+    const create = scale(0, 1, { operation: 'CREATE', before: null, createsWorkload: true, ref: { group: '', kind: 'Pod', namespace: 'agents', name: 'copy-1' } });
+    const cloneFacts: PolicyFacts = { ...facts(measured(0)), clonedMember: 'Deployment agents/agent-web' };
+    const forbidden = judge(create, policy('enforce', { headroom: 1, perFamily: 8 }), cloneFacts, agent);
+    expect(forbidden.overAllowance).toBe(false);
+    expect(forbidden.violations).toEqual([
+      expect.objectContaining({ limit: 'clones', message: expect.stringContaining('clones Deployment agents/agent-web') }),
+    ]);
+    expect(resolve(create, [forbidden]).type).toBe('deny');
+    const allowed = judge(create, policy('enforce', { headroom: 1 }, { clones: { allowed: true, ignoreImages: [] } }), cloneFacts, agent);
+    expect(allowed.violations).toEqual([]);
+    // Not a clone: the same request fits need 0 + headroom 1.
+    expect(judge(create, policy('enforce', { headroom: 1 }), facts(measured(0)), agent).violations).toEqual([]);
+  });
+
   it('counts a CronJob that allows overlapping runs by the policy overlap', () => {
     const change = scale(0, 2, {
       operation: 'CREATE',

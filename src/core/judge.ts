@@ -193,6 +193,14 @@ export function judge(change: WorkloadChange, policy: Policy, facts: PolicyFacts
     }
   }
 
+  // A clone is the agent replicating itself: no load asked for it, so no headroom or cap
+  // makes room for it while the policy forbids clones.
+  if (facts.clonedMember !== undefined && policy.clones?.allowed !== true) {
+    violations.push({
+      limit: 'clones',
+      message: `${describeRef(change)} clones ${facts.clonedMember} of the agent's family (same service account and image), and policy ${policy.name} does not allow clones`,
+    });
+  }
   const unjustified = justificationViolation(policy, change, { to, needUsed }, facts.justification);
   if (unjustified) violations.push(unjustified);
 

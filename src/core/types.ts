@@ -32,6 +32,7 @@ export type LimitName =
   | 'rate'
   | 'podServiceAccounts'
   | 'reservedAnnotations'
+  | 'clones'
   | 'onUnavailable'
   | 'freeze'
   | 'justification';
@@ -183,6 +184,11 @@ export interface PolicyFacts {
   readonly rateUsed?: ((windowMs: number) => number) | undefined;
   /** True when the family lost instances within the policy's `underPressure.window`. */
   readonly underPressure?: boolean | undefined;
+  /**
+   * The family member a new workload clones (same fingerprint, image not ignored), as
+   * `Kind namespace/name`; undefined when it clones none.
+   */
+  readonly clonedMember?: string | undefined;
   /** The agent's reasoning for this growth and whether it is fresh; undefined: not looked at. */
   readonly justification?: JustificationFact | undefined;
 }

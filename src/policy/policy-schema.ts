@@ -150,7 +150,7 @@ export const policySpecSchema = z.strictObject({
     .describe('limits that apply after the family lost instances within the window'),
   clones: z
     .strictObject({
-      allowed: z.boolean().default(false).describe('when false, a clone of a family member has a need of 0'),
+      allowed: z.boolean().default(false).describe('when false, a new workload that clones a family member is denied, whatever its size'),
       ignoreImages: globList('clones.ignoreImages')
         .default([])
         .describe('image repositories that never mark a clone (common base images), globs'),
