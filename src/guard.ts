@@ -263,7 +263,7 @@ export async function assembleGuard(config: GuardConfig, deps: GuardDeps): Promi
     caCert: certs.caCert,
     async close() {
       await watcher.close();
-      await safety.watcher.stop();
+      await safety.stop();
       bypass?.stop();
       losses?.stop();
       await kubeView?.stop();

@@ -4,6 +4,7 @@ import { createSwitchGate, type SwitchGate } from './admission/safety-switches.t
 import type { Clock } from './clock.ts';
 import { hostname } from 'node:os';
 import { FileSwitchStore } from './cluster/file-switch-store.ts';
+import { FreezeAnnotationWatcher } from './cluster/freeze-annotation-watcher.ts';
 import { AckPublisher } from './cluster/switch-ack.ts';
 import type { KubeConnection } from './cluster/kube-http.ts';
 import { KubeSwitchStore, type SwitchStore } from './cluster/switch-store.ts';
@@ -16,12 +17,15 @@ import { createSwitchMetrics } from './telemetry/switch-metrics.ts';
 export interface SafetySwitchesWiring {
   readonly watcher: SwitchWatcher;
   readonly gate: SwitchGate;
+  /** Stops reading the switches and watching for freeze annotations. */
+  stop(): Promise<void>;
 }
 
 /**
  * Wires and starts the safety switches: on a cluster the switch ConfigMap in the guard's
  * namespace, read with the guard's own credentials; on the embedded default the file
- * `switches.file`. Both are read every `switches.pollInterval`; resolves after the first
+ * `switches.file`. Both are read every `switches.pollInterval`; on a cluster, ServiceAccounts
+ * and Namespaces are watched for freeze annotations to copy. Resolves after the first
  * read (which never throws: a failed one leaves the guard unready until a read succeeds).
  */
 export async function startSafetySwitches(
@@ -52,5 +56,17 @@ export async function startSafetySwitches(
   });
   watcher.start();
   await watcher.refresh();
-  return { watcher, gate: createSwitchGate({ watcher, store, clock: deps.clock, logger, metrics }) };
+  // On a cluster, an operator's freeze annotation is seen by a watch, whoever the webhooks are called for.
+  const annotations = deps.cluster
+    ? new FreezeAnnotationWatcher({ connection: deps.cluster, store, clock: deps.clock, logger, onWritten: (data) => watcher?.adopt(data) })
+    : undefined;
+  annotations?.start();
+  const running = watcher;
+  return {
+    watcher: running,
+    gate: createSwitchGate({ watcher: running, store, clock: deps.clock, logger, metrics }),
+    async stop() {
+      await Promise.all([running.stop(), annotations?.stop()]);
+    },
+  };
 }

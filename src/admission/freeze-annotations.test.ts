@@ -33,7 +33,7 @@ describe('freeze annotations', () => {
   it('read an operator freezing a Namespace, with the value as the reason unless it is "true"', () => {
     const req = request('namespace-annotate-admin');
     expect(isSwitchResource(req)).toBe(true);
-    expect(freezeAnnotationChange(req)).toEqual({ type: 'set', scope: { type: 'namespace', namespace: 'agents' }, reason: undefined });
+    expect(freezeAnnotationChange(req)).toEqual({ type: 'set', scope: { type: 'namespace', namespace: 'agents' }, reason: undefined, value: 'true' });
     const withReason = request('namespace-annotate-admin', (r) => {
       (r.request.object?.metadata?.annotations as Record<string, string>)[FREEZE_ANNOTATION] = 'cost spike';
     });

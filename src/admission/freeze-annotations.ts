@@ -35,7 +35,7 @@ export function reservedChangesOf(req: AdmissionRequest): string[] {
 /** What a write does to the freeze annotation. */
 export type FreezeAnnotationChange =
   | { readonly type: 'none' }
-  | { readonly type: 'set'; readonly scope: FreezeScope; readonly reason: string | undefined }
+  | { readonly type: 'set'; readonly scope: FreezeScope; readonly reason: string | undefined; readonly value: string }
   | { readonly type: 'removed'; readonly scope: FreezeScope };
 
 const isFreezeValue = (v: string | undefined) => v !== undefined && v.trim() !== '' && v.trim().toLowerCase() !== 'false';
@@ -54,7 +54,7 @@ export function freezeAnnotationChange(req: AdmissionRequest): FreezeAnnotationC
   const after = annotationsOf(req.object)?.[FREEZE_ANNOTATION];
   if (isFreezeValue(after) && after !== before) {
     const text = (after ?? '').trim();
-    return { type: 'set', scope, reason: text.toLowerCase() === 'true' ? undefined : text };
+    return { type: 'set', scope, reason: text.toLowerCase() === 'true' ? undefined : text, value: after ?? '' };
   }
   if (isFreezeValue(before) && !isFreezeValue(after)) return { type: 'removed', scope };
   return { type: 'none' };

@@ -2,7 +2,8 @@ import type { Logger } from 'pino';
 import type { Clock } from '../clock.ts';
 import type { SwitchStore } from '../cluster/switch-store.ts';
 import type { SwitchWatcher } from '../cluster/switch-watcher.ts';
-import { type ApplicableSwitches, applicableSwitches, formatEntry, freezeKey } from '../core/switches.ts';
+import { type AnnotatedObject, copyFreeze, forgetCopied } from '../cluster/freeze-copy.ts';
+import { type ApplicableSwitches, applicableSwitches, freezeKey } from '../core/switches.ts';
 import type { AgentIdentity, WorkloadRef } from '../core/types.ts';
 import type { SwitchMetrics } from '../telemetry/switch-metrics.ts';
 import { allowed, type Decision, denied, withAuditAnnotations, withWarnings } from './decision.ts';
@@ -36,21 +37,22 @@ export interface SafetySwitchesDeps {
 export function createSwitchGate(deps: SafetySwitchesDeps): SwitchGate {
   const { watcher, store, clock, logger, metrics } = deps;
 
-  async function copyFreeze(req: AdmissionRequest, change: Extract<ReturnType<typeof freezeAnnotationChange>, { type: 'set' }>): Promise<Decision> {
-    let key = `freeze of ${req.kind.kind} ${req.name}`;
+  async function copyFromRequest(req: AdmissionRequest, value: string): Promise<Decision> {
+    const object = annotatedObjectOf(req);
+    let copied: Awaited<ReturnType<typeof copyFreeze>>;
     try {
-      key = freezeKey(change.scope);
-      const entry = formatEntry({ at: clock.now().toISOString(), by: req.userInfo.username, reason: change.reason, source: 'annotation' });
-      const data = await store.update((current) => (current[key] !== undefined ? undefined : { ...current, [key]: entry }));
-      watcher.adopt(data);
+      copied = await copyFreeze(store, object, value, req.userInfo.username, clock.now());
+      watcher.adopt(copied.data);
     } catch (err) {
-      logger.error({ err, switch: key, uid: req.uid }, 'could not copy a freeze annotation into the safety switches');
+      logger.error({ err, uid: req.uid, object }, 'could not copy a freeze annotation into the safety switches');
       return withWarnings(allowed(), [
         `replica-guard could not record the freeze in ${store.where}: growth is NOT frozen yet; run replica-guard freeze or retry the annotation`,
       ]);
     }
-    logger.info({ audit: { switch: key, action: 'set', by: req.userInfo.username, source: 'annotation', uid: req.uid } }, 'freeze annotation copied into the safety switches');
-    return withAuditAnnotations(withWarnings(allowed(), [`replica-guard froze growth: switch ${key} set in ${store.where}`]), { switch: key });
+    if (copied.copied) {
+      logger.info({ audit: { switch: copied.key, action: 'set', by: req.userInfo.username, source: 'annotation', uid: req.uid } }, 'freeze annotation copied into the safety switches');
+    }
+    return withAuditAnnotations(withWarnings(allowed(), [`replica-guard froze growth: switch ${copied.key} set in ${store.where}`]), { switch: copied.key });
   }
 
   return {
@@ -73,8 +75,9 @@ export function createSwitchGate(deps: SafetySwitchesDeps): SwitchGate {
       }
       if (webhook !== 'validate' || req.dryRun) return allowed();
       const change = freezeAnnotationChange(req);
-      if (change.type === 'set') return copyFreeze(req, change);
+      if (change.type === 'set') return copyFromRequest(req, change.value);
       if (change.type === 'removed') {
+        await forgetCopied(store, annotatedObjectOf(req)).catch((err: unknown) => logger.warn({ err, uid: req.uid }, 'could not forget a copied freeze annotation'));
         return withWarnings(allowed(), [
           `removing ${FREEZE_ANNOTATION} does not unfreeze: the switch ${freezeKey(change.scope)} in ${store.where} stays until replica-guard unfreeze removes it`,
         ]);
@@ -82,4 +85,12 @@ export function createSwitchGate(deps: SafetySwitchesDeps): SwitchGate {
       return allowed();
     },
   };
+}
+
+function annotatedObjectOf(req: AdmissionRequest): AnnotatedObject {
+  const meta = (typeof req.object === 'object' && req.object !== null ? (req.object as { metadata?: { uid?: unknown } }).metadata : undefined) ?? {};
+  const uid = typeof meta.uid === 'string' ? meta.uid : undefined;
+  return req.resource.resource === 'namespaces'
+    ? { kind: 'Namespace', name: req.name, uid }
+    : { kind: 'ServiceAccount', namespace: req.namespace, name: req.name, uid };
 }

@@ -111,6 +111,8 @@ export function parseSwitches(data: Readonly<Record<string, string>>): { switche
   const entries = new Map<string, SwitchEntry>();
   const problems: string[] = [];
   for (const [key, value] of Object.entries(data).sort(([a], [b]) => a.localeCompare(b))) {
+    // What the guard remembers of annotations it copied: bookkeeping, not a switch.
+    if (key.startsWith('copied.')) continue;
     const kind = keyKind(key);
     if (kind === undefined) {
       problems.push(`${key}: not a switch key; ignored`);

@@ -40,7 +40,7 @@ export async function grantGuardAccess(plane: ControlPlane): Promise<void> {
       { apiGroups: ['authorization.k8s.io'], resources: ['subjectaccessreviews'], verbs: ['create'] },
       // The safety switches (README "Safety switches"): decision Events, and the permission check's agent list.
       { apiGroups: [''], resources: ['events'], verbs: ['create'] },
-      { apiGroups: [''], resources: ['serviceaccounts'], verbs: ['list'] },
+      { apiGroups: [''], resources: ['serviceaccounts', 'namespaces'], verbs: ['list', 'watch'] },
     ],
   });
   await apply(`${rbac}/clusterrolebindings`, {

@@ -71,6 +71,19 @@ describe('freeze on a real API server', () => {
     await expect.poll(async () => (await scale(agent, 'web', 2)).status, { timeout: 5000, interval: 200 }).toBe(200);
   });
 
+  it("copies an operator's kubectl annotate on the Namespace (which the webhooks, agents only, never see)", async () => {
+    let asked = 3;
+    await scale(agent, 'web', asked);
+    const annotated = await plane.kubectl(ADMIN, ['annotate', 'namespace', 'agents', 'replica-guard.io/freeze=cost spike']);
+    expect(annotated.code, annotated.stderr).toBe(0);
+    await expect.poll(async () => (await scale(agent, 'web', ++asked)).status, { timeout: 5000, interval: 200 }).toBe(403);
+    expect(refusal(await scale(agent, 'web', asked + 1))).toContain('frozen by switch freeze.namespace.agents');
+    const listed = await cli('switches', '-o', 'json');
+    expect(JSON.parse(listed.out)).toEqual([expect.objectContaining({ switch: 'freeze.namespace.agents', reason: 'cost spike' })]);
+    expect((await cli('unfreeze', '--namespace', 'agents')).code).toBe(0);
+    await expect.poll(async () => (await scale(agent, 'web', ++asked)).status, { timeout: 5000, interval: 200 }).toBe(200);
+  });
+
   it('refuses the agent removing the freeze annotation from its own ServiceAccount', async () => {
     await plane.must(ADMIN, '/api/v1/namespaces/agents/serviceaccounts', {
       body: { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: 'agent-1', namespace: 'agents', annotations: { 'replica-guard.io/freeze': 'true' } } },

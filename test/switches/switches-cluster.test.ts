@@ -70,7 +70,7 @@ describe('freeze on a cluster, two replicas', () => {
       expect((await cli('unfreeze', ...scope, '--kubeconfig', kubeconfig)).code).toBe(0);
       await bothWithin5s(true);
     }
-    expect(switchData()).toEqual({});
+    expect(Object.keys(switchData()).filter((k) => !k.startsWith('copied.'))).toEqual([]);
   }, 40_000);
 
   it("copies an operator's ServiceAccount annotation, which survives the agent deleting and recreating the account", async () => {
@@ -99,6 +99,25 @@ describe('freeze on a cluster, two replicas', () => {
     const listed = await cli('switches', '-o', 'json', '--kubeconfig', kubeconfig);
     expect(JSON.parse(listed.out)).toEqual([expect.objectContaining({ switch: 'freeze.agent.agents.agent-1', by: 'admin' })]);
     await cli('unfreeze', '--agent', 'agents:agent-1', '--kubeconfig', kubeconfig);
+    await bothWithin5s(true);
+  }, 30_000);
+
+  it("copies an annotation the webhooks never saw (set directly, or while no guard ran), once: an unfreeze holds", async () => {
+    fake.put('namespaces', { metadata: { name: 'agents', annotations: { 'replica-guard.io/freeze': 'budget exceeded' } } });
+    await bothWithin5s(false);
+    expect(JSON.parse(switchData()['freeze.namespace.agents'] ?? '{}')).toMatchObject({ reason: 'budget exceeded', source: 'annotation' });
+    expect((await cli('unfreeze', '--namespace', 'agents', '--kubeconfig', kubeconfig)).code).toBe(0);
+    await bothWithin5s(true);
+    // Another edit of the Namespace, the annotation still on it: no new freeze.
+    fake.put('namespaces', { metadata: { name: 'agents', labels: { team: 'a' }, annotations: { 'replica-guard.io/freeze': 'budget exceeded' } } });
+    await new Promise((r) => setTimeout(r, 1500));
+    for (const g of guards) expect((await allowed(g, scaleReview('web', 1, 2))).allowed).toBe(true);
+    // Removed and set again: a new request to freeze.
+    fake.put('namespaces', { metadata: { name: 'agents' } });
+    await expect.poll(() => switchData()['copied.namespace.agents'], { timeout: 3000 }).toBeUndefined();
+    fake.put('namespaces', { metadata: { name: 'agents', annotations: { 'replica-guard.io/freeze': 'budget exceeded' } } });
+    await bothWithin5s(false);
+    await cli('unfreeze', '--namespace', 'agents', '--kubeconfig', kubeconfig);
     await bothWithin5s(true);
   }, 30_000);
 
