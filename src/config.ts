@@ -252,6 +252,35 @@ export const configSchema = z.strictObject({
   drain: drainConfig,
   certificates: certificatesConfig,
   reconcile: reconcileConfig,
+  /** The periodic check that agents cannot get around the guard through RBAC (on a cluster only): README "Doctor". */
+  doctor: z
+    .strictObject({
+      enabled: z.boolean().default(true),
+      /** How often each policy's agent identities are checked with SubjectAccessReviews (also once at start). */
+      interval: durationMs.default(300_000),
+    })
+    .prefault({}),
+  /** Kubernetes Events for denials and clamps (on a cluster only): README "Events". */
+  events: z
+    .strictObject({
+      enabled: z.boolean().default(true),
+      /** Events per agent per minute at most: a runaway agent must not flood etcd. */
+      perAgentPerMinute: z.number().int().min(0).max(1000).default(10),
+    })
+    .prefault({}),
+  /** The safety switches (freeze, break-glass, exemptions): README "Safety switches". */
+  switches: z
+    .strictObject({
+      /**
+       * On the embedded default (no cluster): a YAML file holding the switch map (the same
+       * keys and values as the switch ConfigMap's data). A missing file is no switch. On a
+       * cluster the ConfigMap replica-guard-switches in cluster.namespace is the source.
+       */
+      file: z.string().default('switches.yaml'),
+      /** How often the switches are read: a switch reaches every replica within this and one read. */
+      pollInterval: durationMs.default(1000),
+    })
+    .prefault({}),
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 

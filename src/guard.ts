@@ -13,6 +13,8 @@ import { clusterLoadSources } from './cluster/cluster-load-sources.ts';
 import { startClusterUpkeep } from './cluster/cluster-upkeep.ts';
 import { InMemoryClusterView } from './cluster/in-memory-view.ts';
 import type { KubeConnection } from './cluster/kube-http.ts';
+import { type BypassMonitor, startBypassMonitor } from './cluster/bypass-monitor.ts';
+import { KubeEventRecorder } from './cluster/event-recorder.ts';
 import { KubeLedger } from './cluster/kube-ledger.ts';
 import { KubeView, mappedKind } from './cluster/kube-view.ts';
 import { createLedgerMetrics, type Ledger } from './cluster/ledger.ts';
@@ -28,6 +30,7 @@ import { watchPolicyDirectory } from './policy/policy-watcher.ts';
 import { createMetrics, type GuardMetrics } from './telemetry/metrics.ts';
 import { createRiskMetrics } from './telemetry/risk-metrics.ts';
 import { recorderOf } from './record/recorder-of-config.ts';
+import { startSafetySwitches } from './safety-switches-wiring.ts';
 import { ensureCertificates } from './tls/certificate-store.ts';
 import { watchServingCertificate } from './tls/serving-reloader.ts';
 
@@ -52,6 +55,8 @@ export interface GuardDeps {
   readonly clock: Clock;
   /** The cluster to watch and to keep the shared ledger in; absent: the embedded default. */
   readonly cluster?: KubeConnection | undefined;
+  /** This replica's name in acknowledgements and Events (default: the host name, a pod's name). */
+  readonly instance?: string | undefined;
 }
 
 /**
@@ -208,6 +213,20 @@ export async function assembleGuard(config: GuardConfig, deps: GuardDeps): Promi
   });
 
   const recorder = recorderOf(config.record, { registry, clock, logger });
+  const bypass: BypassMonitor | undefined =
+    deps.cluster && config.doctor.enabled
+      ? startBypassMonitor({
+          connection: deps.cluster,
+          policies: () => active?.policies,
+          guardNamespace: config.cluster.namespace,
+          registry,
+          logger: logger.child({ component: 'doctor' }),
+          clock,
+          intervalMs: config.doctor.interval,
+        })
+      : undefined;
+  const safety = await startSafetySwitches(config, { registry, clock, logger, cluster: deps.cluster, instance: deps.instance });
+
   const handleReview = createReviewHandler({
     policies: () => active,
     view,
@@ -223,6 +242,18 @@ export async function assembleGuard(config: GuardConfig, deps: GuardDeps): Promi
     maxStalenessMs: config.view.maxStaleness,
     risk,
     recorder,
+    switches: safety.gate,
+    events:
+      deps.cluster && config.events.enabled
+        ? new KubeEventRecorder({
+            connection: deps.cluster,
+            clock,
+            logger: logger.child({ component: 'events' }),
+            registry,
+            perAgent: config.events.perAgentPerMinute,
+            instance: deps.instance,
+          })
+        : undefined,
     onAdmitted: (change) => {
       const from = change.before?.steady ?? 0;
       const to = change.after?.steady;
@@ -239,6 +270,7 @@ export async function assembleGuard(config: GuardConfig, deps: GuardDeps): Promi
     if (draining) reasons.push('draining: the guard is stopping');
     if (!active) reasons.push(`no valid policy set loaded from ${policyDir}${rejection === undefined ? '' : `: ${rejection}`}`);
     if (kubeView && !kubeView.synced()) reasons.push('the cluster view has not finished its first sync');
+    if (!safety.watcher.loaded) reasons.push(`the safety switches have not been read from ${safety.watcher.where} yet`);
     return { ready: reasons.length === 0, reasons };
   };
   const app = buildApp({ handleReview, metrics, logger, readiness, tls: { key: certs.key, cert: certs.cert } });
@@ -275,6 +307,8 @@ export async function assembleGuard(config: GuardConfig, deps: GuardDeps): Promi
       reloader.close();
       upkeep?.stop();
       await watcher.close();
+      await safety.stop();
+      bypass?.stop();
       losses?.stop();
       await kubeView?.stop();
       await Promise.all([app.webhook.close(), app.ops.close()]);

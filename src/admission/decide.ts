@@ -1,6 +1,6 @@
 import { type Judgement, judge } from '../core/judge.ts';
 import { type Resolution, resolve } from '../core/resolve.ts';
-import type { AgentIdentity, FamilyFact, NeedFact, Policy, WorkloadChange } from '../core/types.ts';
+import type { AgentIdentity, FamilyFact, JustificationFact, NeedFact, Policy, WorkloadChange } from '../core/types.ts';
 import type { Decision } from './decision.ts';
 import { decisionFor, type Webhook } from './verdict.ts';
 
@@ -23,6 +23,8 @@ export interface DecisionFacts {
   readonly rateUsed: ((windowMs: number) => number) | undefined;
   /** Instances the family lost within a window. */
   readonly lossesWithin: (windowMs: number) => number;
+  /** The justification the change carries and whether it is fresh; absent: none was looked at. */
+  readonly justification?: JustificationFact | undefined;
 }
 
 /** What the policies made of one change for one webhook. */
@@ -59,7 +61,14 @@ export function decide(
     return judge(
       judged,
       policy,
-      { need, family: stale ? undefined : facts.family, rateUsed: facts.rateUsed, underPressure: pressured, clonedMember: cloned },
+      {
+        need,
+        family: stale ? undefined : facts.family,
+        rateUsed: facts.rateUsed,
+        underPressure: pressured,
+        clonedMember: cloned,
+        justification: facts.justification,
+      },
       agent,
     );
   });

@@ -133,6 +133,7 @@ function interpretObject(req: AdmissionRequest, ctx: InterpretContext, kind: Wor
     uncountable,
     scaleTarget,
     pods: after === null ? undefined : podsOf(kind.podTemplates(after as never)),
+    justification: justificationOf(annotationsBefore ?? undefined, after === null ? undefined : (meta?.annotations ?? undefined)),
   };
   return { type: 'change', kind: kind.kind, change, justification: meta?.annotations?.[JUSTIFICATION_ANNOTATION] };
 }
@@ -169,8 +170,10 @@ function interpretScale(req: AdmissionRequest, ctx: InterpretContext, group: str
     reservedAnnotationChanges: [],
     unknownFacts,
     uncountable: undefined,
+    // A Scale carries no annotations of its own: its parent's reasoning is what counts.
+    justification: { text: parent?.justification, changed: false, from: 'parent' },
   };
-  return { type: 'change', kind: 'Scale', change };
+  return { type: 'change', kind: 'Scale', change, justification: parent?.justification };
 }
 
 function interpretCustom(req: AdmissionRequest, resource: ScaleResource): Interpretation {
@@ -200,8 +203,17 @@ function interpretCustom(req: AdmissionRequest, resource: ScaleResource): Interp
     reservedAnnotationChanges: after ? reservedAnnotationChanges(before?.meta?.annotations ?? undefined, meta?.annotations ?? undefined) : [],
     unknownFacts: [],
     uncountable: undefined,
+    justification: justificationOf(before?.meta?.annotations ?? undefined, after ? (meta?.annotations ?? undefined) : undefined),
   };
   return { type: 'change', kind: resource.kind, change, justification: meta?.annotations?.[JUSTIFICATION_ANNOTATION] };
+}
+
+function justificationOf(
+  before: Readonly<Record<string, string>> | undefined,
+  after: Readonly<Record<string, string>> | undefined,
+): WorkloadChange['justification'] {
+  const text = after?.[JUSTIFICATION_ANNOTATION];
+  return { text, changed: text !== undefined && text !== before?.[JUSTIFICATION_ANNOTATION], from: 'object' };
 }
 
 function readPath(o: unknown, path: string): unknown {
@@ -257,7 +269,8 @@ function serviceAccountOf(t: PodTemplate): string {
   return t.spec.serviceAccountName || t.spec.serviceAccount || 'default';
 }
 
-function reservedAnnotationChanges(
+/** `replica-guard.io/*` keys that differ between two annotation maps, other than the justification. */
+export function reservedAnnotationChanges(
   before: Readonly<Record<string, string>> | undefined,
   after: Readonly<Record<string, string>> | undefined,
 ): string[] {

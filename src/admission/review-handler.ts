@@ -16,13 +16,17 @@ import {
   rateUsed,
   recordEpisodeOnce,
   recordFamily,
+  recordJustification,
   requestedFor,
   reserve,
   reservedInstances,
 } from '../core/ledger-state.ts';
 import type { Judgement } from '../core/judge.ts';
+import { justificationFact, justificationHash } from '../core/justification.ts';
 import type { Resolution } from '../core/resolve.ts';
+import { policiesUnderSwitches, resolveUnderFreeze } from '../core/switch-rules.ts';
 import { clonedMember, describeWorkload, familyOf } from '../core/family.ts';
+import type { ApplicableSwitches } from '../core/switches.ts';
 import { type EpisodeSums, episodeSums, needClassOf, riskDefaults } from '../core/risk.ts';
 import type { AgentIdentity, FamilyFact, Policy, WorkloadChange, WorkloadRef } from '../core/types.ts';
 import { GuardError } from '../errors.ts';
@@ -33,13 +37,16 @@ import type { RiskMetrics } from '../telemetry/risk-metrics.ts';
 import { consulting, type RecordedPolicyFacts } from '../record/consulted-facts.ts';
 import { type ViewLookups, watchingLookups } from '../record/recorded-view.ts';
 import type { Recorder } from '../record/recorder.ts';
-import { decide, type DecisionFacts } from './decide.ts';
+import { decide, type DecisionFacts, leadJudgement } from './decide.ts';
 import { allowed, type Decision, denied, withAuditAnnotations, withWarnings } from './decision.ts';
 import { type Interpretation, interpretRequest, type ScaleResource } from './interpret.ts';
 import { type AdmissionReviewResponse, admissionResponse } from './response.ts';
+import type { SwitchGate } from './safety-switches.ts';
+import { decisionEvent } from './decision-events.ts';
+import type { EventSink } from '../cluster/event-recorder.ts';
 import { type AdmissionRequest, parseAdmissionReview, uidOf } from './review.ts';
 import { parseTimeoutParam } from './timeout-param.ts';
-import type { Webhook } from './verdict.ts';
+import { decisionFor, type Webhook } from './verdict.ts';
 import type { WorkloadKind } from './workload-kinds.ts';
 
 /** The policy set that decides now, with its matcher compiled. */
@@ -77,6 +84,10 @@ export interface ReviewHandlerDeps {
   readonly risk?: RiskMetrics | undefined;
   /** Where the validating webhook records each agent review it decides (not dry-run); absent: no recording. */
   readonly recorder?: Recorder | undefined;
+  /** Where Events for denials and clamps go (sent off the request path); absent: none. */
+  readonly events?: EventSink | undefined;
+  /** The safety switches (freeze, break-glass, exemptions); absent: none apply. */
+  readonly switches?: SwitchGate | undefined;
 }
 
 /** An HTTP answer: the status and the JSON body. */
@@ -141,6 +152,12 @@ export function createReviewHandler(deps: ReviewHandlerDeps): ReviewHandler {
       return fail(webhook, new GuardError('RG_ERR_NOT_READY', 'no valid policy set is loaded yet'), req.uid, req);
     }
     const match = active.matcher.match(req.userInfo);
+    if (deps.switches?.handles(req)) {
+      // ServiceAccounts and Namespaces carry the freeze annotations: decided for everyone.
+      const decision = await deps.switches.review(webhook, req, 'skip' in match ? undefined : match.agent);
+      count(webhook, verdictLabel(decision), req);
+      return { status: 200, body: admissionResponse(req.uid, decision) };
+    }
     if ('skip' in match) {
       count(webhook, 'allowed', req);
       metrics.duration.observe({ webhook, path: 'fast' }, (clock.monotonicMs() - started) / 1000);
@@ -149,6 +166,8 @@ export function createReviewHandler(deps: ReviewHandlerDeps): ReviewHandler {
 
     try {
       const decision = await decideForAgent(webhook, req, match.agent, match.policies, timeoutParam);
+      const event = deps.events && decisionEvent(webhook, req, match.agent, decision);
+      if (event) deps.events?.record(event);
       count(webhook, verdictLabel(decision), req);
       metrics.duration.observe({ webhook, path: 'agent' }, (clock.monotonicMs() - started) / 1000);
       return { status: 200, body: admissionResponse(req.uid, decision) };
@@ -236,6 +255,8 @@ export function createReviewHandler(deps: ReviewHandlerDeps): ReviewHandler {
           ? `the cluster view is ${Math.round(staleness / 1000)} s old`
           : undefined;
     const needFacts = await needs(change, agent, policies, signal);
+    const switched = deps.switches?.applicable(agent, change.ref) ?? {};
+    const judgedPolicies = policiesUnderSwitches(policies, switched);
     const now = clock.now();
     const limits = deps.ledger.limits;
     const writes = !req.dryRun;
@@ -269,13 +290,14 @@ export function createReviewHandler(deps: ReviewHandlerDeps): ReviewHandler {
       const provenance = state.provenance.map((p) => p.uid);
       // Growth admitted (by any replica) that the view does not show yet still counts.
       const pending = reservedInstances(state, now) - reservedInstances(state, now, [workloadKey]);
+      const justification = justificationFact(change, state.justification?.hash);
       const families: (FamilyFact | undefined)[] = [];
       const consulted: ReturnType<typeof consulting>[] = [];
       const read = state;
-      const { judgements, resolution, decision, lead } = decide(
+      const decided = decide(
         webhook,
         change,
-        policies,
+        judgedPolicies,
         agent,
         (policy, i) => {
           const ignore = policy.clones?.ignoreImages ?? [];
@@ -291,6 +313,7 @@ export function createReviewHandler(deps: ReviewHandlerDeps): ReviewHandler {
             },
             rateUsed: (windowMs) => rateUsed(read, windowMs, now),
             lossesWithin: (windowMs) => lossesWithin(read, windowMs, now),
+            justification,
           };
           if (!recording) return facts;
           const c = consulting(facts, asksClone);
@@ -300,6 +323,14 @@ export function createReviewHandler(deps: ReviewHandlerDeps): ReviewHandler {
         stale,
       );
       const recordedFacts = recording ? consulted.map((c) => c.recorded()) : undefined;
+      const { judgements } = decided;
+      // A freeze turns any growth into a denial, whatever the policies made of it.
+      const resolution = resolveUnderFreeze(decided.resolution, judgements, switched, deps.switches?.where ?? '');
+      const switchedDecision = resolution === decided.resolution ? decided.decision : decisionFor(webhook, change, resolution);
+      const annotated = switchAnnotated(switchedDecision, resolution, switched);
+      // The reasoning is kept in the apiserver's audit log with the decision it came with.
+      const decision = justification?.text ? withAuditAnnotations(annotated, { justification: justification.text.slice(0, 1024) }) : annotated;
+      const lead = resolution === decided.resolution ? decided.lead : leadJudgement(judgements, resolution);
       let held: number | undefined;
       let isNew: boolean | undefined;
       let sums: EpisodeSums | undefined;
@@ -337,6 +368,8 @@ export function createReviewHandler(deps: ReviewHandlerDeps): ReviewHandler {
             // A view built from the requests themselves shows the growth at once.
             if (confirmAtOnce) state = confirmReservation(state, key, now, limits).state;
             if (change.ref.uid) state = addProvenance(state, change.ref.uid, now, limits);
+            // The next growth must bring a reasoning of its own.
+            if (justification?.text) state = recordJustification(state, justificationHash(justification.text), now);
           }
         }
       }
@@ -348,6 +381,9 @@ export function createReviewHandler(deps: ReviewHandlerDeps): ReviewHandler {
     const settled = await deps.ledger.transact(agent.username, step);
     const { decision, lead } = settled;
     if (writes) deps.risk?.seen(agent.username);
+    if (decision.auditAnnotations.switch !== undefined && webhook === 'validate' && lead?.growth) {
+      deps.switches?.counted(switchNameOf(decision.auditAnnotations.switch), decision.kind);
+    }
 
     let requested = lead?.to ?? change.after?.steady ?? 0;
     let episode: 'recorded' | 'duplicate' | undefined;
@@ -423,7 +459,9 @@ export function createReviewHandler(deps: ReviewHandlerDeps): ReviewHandler {
   ): Promise<Decision> {
     metrics.errors.inc({ code: 'RG_ERR_DEADLINE' });
     const change = interpretation.change;
-    const enforcing = policies.filter((p) => p.mode !== 'audit');
+    // The switches hold here too: a freeze enforces whatever the modes, break-glass relaxes them.
+    const switched = deps.switches?.applicable(agent, change.ref) ?? {};
+    const enforcing = switched.freeze ? policies : policiesUnderSwitches(policies, switched).filter((p) => p.mode !== 'audit');
     const message = `RG_ERR_DEADLINE: replica-guard could not decide within ${budgetMs} ms`;
     let decision: Decision;
     if (webhook === 'validate' && enforcing.length > 0) {
@@ -531,6 +569,7 @@ export function createReviewHandler(deps: ReviewHandlerDeps): ReviewHandler {
       serviceAccounts: change.pods?.serviceAccounts ?? previous?.serviceAccounts ?? [],
       fingerprints: change.pods?.fingerprints ?? previous?.fingerprints ?? [],
       scaleTarget: change.scaleTarget ?? previous?.scaleTarget,
+      justification: change.justification?.from === 'object' ? change.justification.text : previous?.justification,
     };
     view.observe(change.ref, snapshot);
   }
@@ -581,11 +620,29 @@ export function createReviewHandler(deps: ReviewHandlerDeps): ReviewHandler {
           episode: facts.episode,
           code: facts.code,
           justification: interpretation.justification,
+          switch: decision.auditAnnotations.switch,
         },
       },
       'decision',
     );
   }
+}
+
+/**
+ * Names the switch that set the outcome in the audit annotations (and so the audit line):
+ * the freeze that denied, or the break-glass or exemption that turned the policies to audit.
+ */
+function switchAnnotated(decision: Decision, resolution: Resolution, switched: ApplicableSwitches): Decision {
+  if (resolution.type === 'deny' && resolution.violations[0]?.limit === 'freeze' && switched.freeze) {
+    return withAuditAnnotations(decision, { switch: switched.freeze.key });
+  }
+  const relaxed = switched.breakGlass ?? switched.exemption;
+  if (relaxed === undefined || resolution.type === 'deny') return decision;
+  return withAuditAnnotations(decision, { switch: relaxed.key });
+}
+
+function switchNameOf(key: string): 'freeze' | 'break-glass' | 'exemption' {
+  return key === 'break-glass' ? 'break-glass' : key.startsWith('freeze.') ? 'freeze' : 'exemption';
 }
 
 /** What one ledger step decided and found. */

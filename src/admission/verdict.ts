@@ -75,6 +75,8 @@ function adviceFor(change: WorkloadChange, j: Judgement, limit: string): string 
   }
   if (limit === 'workloadsPerFamily') return 'Scale an existing workload of the family instead, within its allowance.';
   if (limit === 'onUnavailable') return 'Retry later, or ask a platform engineer.';
+  // The switch's own message says what is allowed and who can lift it.
+  if (limit === 'freeze' || limit === 'justification') return '';
   if (j.allowance === null) return '';
   if (j.allowance <= j.from) {
     if (change.operation === 'CREATE') return `The policy allows no new instances of it now (allowance ${j.allowance}).`;

@@ -4,6 +4,9 @@ import { runCheck } from './check.ts';
 import { runEvaluate } from './evaluate.ts';
 import { runReplay } from './replay.ts';
 import { runPolicyTests } from './test-policies.ts';
+import { runDoctor } from './doctor-command.ts';
+import { runShutdownCommand } from './shutdown-command.ts';
+import { runSwitchCommand, type SwitchCommand } from './switch-commands.ts';
 import type { CliIo } from './check.ts';
 
 /** What `serve` expects of src/main.ts, which owns the process (env, files, listening, signals). */
@@ -28,6 +31,14 @@ Commands:
   certs <create|inspect>  a CA and serving certificate for a guard run outside
                      the cluster (certs --help)
   serve [args...]    run the admission webhook
+  freeze             stop all growth of an agent, a namespace's agents or every agent
+  unfreeze           lift a freeze
+  break-glass        every policy in audit mode for a while (an emergency)
+  exempt             one agent or workload in audit mode for a while
+  switches           list the safety switches set (-o table|json|yaml)
+  doctor             check whether the agents can get around the guard (RBAC)
+  shutdown           freeze an agent and bring its family to zero (--dry-run: the plan)
+  restore            put back exactly what shutdown changed
   help               show this text`;
 
 /** Writes to the process's stdout and stderr, a line at a time. */
@@ -86,6 +97,17 @@ export async function runCli(argv: readonly string[], io: CliIo = processIo): Pr
       return runReplay(args, io);
     case 'serve':
       return runServeCommand(args);
+    case 'freeze':
+    case 'unfreeze':
+    case 'break-glass':
+    case 'exempt':
+    case 'switches':
+      return runSwitchCommand(command satisfies SwitchCommand, args, io);
+    case 'doctor':
+      return runDoctor(args, io);
+    case 'shutdown':
+    case 'restore':
+      return runShutdownCommand(command, args, io);
     case 'help':
     case '--help':
     case '-h':

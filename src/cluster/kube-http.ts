@@ -140,7 +140,8 @@ function nodeRequest(url: string, init: RequestInit, agent: RequestOptions['agen
       headers[name] = value;
     });
     const options: RequestOptions = { method: init.method ?? 'GET', headers };
-    if (agent !== undefined) options.agent = agent;
+    // A plain-HTTP server (kubectl proxy) cannot take the TLS agent: node:http refuses it.
+    if (agent !== undefined && !(target.protocol === 'http:' && agent instanceof HttpsAgent)) options.agent = agent;
     if (init.signal) options.signal = init.signal;
     const send = target.protocol === 'https:' ? httpsRequest : httpRequest;
     const req = send(target, options, (res) => {

@@ -12,7 +12,8 @@ import {
   serializeState,
 } from '../core/ledger-state.ts';
 import { GuardError } from '../errors.ts';
-import { type KubeConnection, kubeFetch } from './kube-http.ts';
+import type { KubeConnection } from './kube-http.ts';
+import { type KubeAnswer, kubeJson } from './kube-rest.ts';
 import { countEvictions, type LedgerMetrics, type LedgerStep, TransactionalLedger } from './ledger.ts';
 
 /** How the ledger reaches the Kubernetes API: the same connection the view uses. */
@@ -98,10 +99,7 @@ interface ConfigMap {
   [key: string]: unknown;
 }
 
-interface HttpAnswer {
-  readonly status: number;
-  readonly body: unknown;
-}
+type HttpAnswer = KubeAnswer;
 
 /** One caller's transaction waiting in a batch; `apply` may run once per attempt. */
 interface Pending {
@@ -301,27 +299,10 @@ export class KubeLedger extends TransactionalLedger {
     const remaining = deadline - this.#options.clock.monotonicMs();
     if (remaining <= 0) throw new KubeLedgerError(`ledger round ran out of its ${this.#roundTimeoutMs} ms before ${method} ${path}`, undefined);
     const timeoutMs = Math.max(1, Math.min(this.#requestTimeoutMs, remaining));
-    const { connection } = this.#options;
-    const signal = AbortSignal.timeout(timeoutMs);
     try {
-      const res = await kubeFetch(
-        connection,
-        path,
-        body === undefined
-          ? { method, signal }
-          : { method, signal, headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) },
-      );
-      const text = await res.text();
-      let parsed: unknown = text;
-      try {
-        parsed = JSON.parse(text);
-      } catch {
-        // not JSON (a proxy's error page): kept as text for the message
-      }
-      return { status: res.status, body: parsed };
+      return await kubeJson(this.#options.connection, method, path, body, timeoutMs);
     } catch (err) {
-      const why = signal.aborted ? `timed out after ${timeoutMs} ms` : (err as Error).message;
-      throw new KubeLedgerError(`ledger ${method} ${path} failed: ${why}`, undefined, { cause: err });
+      throw new KubeLedgerError(`ledger ${(err as Error).message}`, undefined, { cause: err });
     }
   }
 }

@@ -37,6 +37,17 @@ describe('stripWorkload', () => {
     expect(owner).toEqual({ steady: 3, terminal: false, deleting: false });
   });
 
+  it("keeps a workload's justification (capped), what a Scale of it is judged by", () => {
+    const raw = (text: string) => ({
+      metadata: { name: 'web', namespace: 'agents', annotations: { 'replica-guard.io/justification': text } },
+      spec: { replicas: 1, template: template('agent-1', 'reg/agent:1.2') },
+    });
+    const strip = (text: string) => stripWorkload(kind('apps', 'deployments'), raw(text), undefined, TRACKED, new Interner()).snapshot;
+    expect(strip('backlog doubled').justification).toBe('backlog doubled');
+    expect(strip('y'.repeat(5000)).justification).toHaveLength(1024);
+    expect(strip('  ')).not.toHaveProperty('justification');
+  });
+
   it('marks a controlled object with its controller only when the view knows that kind', () => {
     const rs = (ownerKind: string, apiVersion: string) => ({
       metadata: { name: 'web-1', namespace: 'a', uid: 'rs', ownerReferences: [{ apiVersion, kind: ownerKind, uid: 'owner', controller: true }] },

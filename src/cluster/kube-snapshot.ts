@@ -114,6 +114,7 @@ interface RawMetadata {
   readonly deletionTimestamp?: string | null;
   readonly labels?: Readonly<Record<string, string>> | null;
   readonly ownerReferences?: readonly OwnerReference[] | null;
+  readonly annotations?: Readonly<Record<string, unknown>> | null;
 }
 
 const metadataOf = (raw: RawObject): RawMetadata => (raw.metadata ?? {}) as RawMetadata;
@@ -211,6 +212,7 @@ export function stripWorkload(
     fingerprints: pods.fingerprints,
     ...(kind.kind === 'HorizontalPodAutoscaler' ? { scaleTarget: hpaTarget(parsed.data) } : {}),
     ...(controllerUid ? { controllerUid } : {}),
+    ...justificationOf(meta),
   };
   const updateRevision = kind.kind === 'StatefulSet' ? (raw.status as { updateRevision?: string } | undefined)?.updateRevision : undefined;
   return {
@@ -388,3 +390,13 @@ export const COUNT_FIELDS: ReadonlyMap<string, readonly (readonly string[])[]> =
   ],
   ['autoscaling/HorizontalPodAutoscaler', [['spec', 'maxReplicas']]],
 ]);
+
+/** Longest justification kept per workload: a Scale's audit line quotes it, and the view's memory is bounded. */
+const MAX_JUSTIFICATION = 1024;
+
+function justificationOf(meta: RawMetadata): { justification?: string } {
+  const annotations = meta.annotations;
+  if (typeof annotations !== 'object' || annotations === null) return {};
+  const text = annotations['replica-guard.io/justification'];
+  return typeof text === 'string' && text.trim() !== '' ? { justification: text.slice(0, MAX_JUSTIFICATION) } : {};
+}

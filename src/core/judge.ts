@@ -1,4 +1,5 @@
 import { countUnderPolicy, highestSteadyWithin, potentialOf } from './instances.ts';
+import { justificationViolation } from './justification.ts';
 import { serviceAccountAllowed } from './pod-service-accounts.ts';
 import type { AgentIdentity, LimitName, Limits, NeedFact, Policy, PolicyFacts, WorkloadChange } from './types.ts';
 
@@ -200,6 +201,8 @@ export function judge(change: WorkloadChange, policy: Policy, facts: PolicyFacts
       message: `${describeRef(change)} clones ${facts.clonedMember} of the agent's family (same service account and image), and policy ${policy.name} does not allow clones`,
     });
   }
+  const unjustified = justificationViolation(policy, change, { to, needUsed }, facts.justification);
+  if (unjustified) violations.push(unjustified);
 
   bounds.sort((a, b) => a.allows - b.allows || BOUND_ORDER.indexOf(a.limit) - BOUND_ORDER.indexOf(b.limit));
   const lowest = bounds[0];

@@ -27,6 +27,7 @@ import {
   recordEpisodeKey,
   recordEpisodeOnce,
   recordFamily,
+  recordJustification,
   recordLoss,
   releaseExpired,
   requestedFor,
@@ -672,5 +673,18 @@ describe('episode buckets (risk metrics)', () => {
     const many = { ...s, episodeBuckets: [...(s.episodeBuckets ?? []), ...(s.episodeBuckets ?? []).map((b) => ({ ...b, minute: b.minute + 100 }))] };
     expect(enforceBounds(many, l).episodeBuckets).toHaveLength(3);
     expect(() => record(emptyState(), key(1), ep(0, 2.5, 2, 1), at(0))).toThrow(RangeError);
+  });
+});
+
+describe('justification', () => {
+  it('keeps the hash of the last recorded growth, round-trips it, and reads a bad one as none', () => {
+    const now = new Date('2026-12-05T08:00:00Z');
+    const state = recordJustification(emptyState(), 'abc123', now);
+    expect(recordJustification(state, 'abc123', now)).toBe(state);
+    expect(isEmptyState(state)).toBe(false);
+    expect(parseState(serializeState(state)).state.justification).toEqual({ hash: 'abc123', at: now.getTime() });
+    const bad = parseState(JSON.stringify({ version: 1, justification: { hash: 'NOT HEX', at: 1 } }));
+    expect(bad.state.justification).toBeUndefined();
+    expect(bad.problems).toEqual(['justification: unreadable; ignored']);
   });
 });

@@ -201,6 +201,18 @@ export interface AgentLedgerState {
   readonly family?: FamilySnapshot | undefined;
   /** The latest need of each workload judged within the window (absent: none). */
   readonly workloadNeeds?: readonly WorkloadNeed[] | undefined;
+  /**
+   * The justification the family's last recorded growth carried, as a hash (absent: none
+   * yet): a growth whose justification hashes the same is not fresh. Optional in version 1,
+   * like the risk fields: an older guard drops it, which only makes the next one fresh.
+   */
+  readonly justification?: JustificationRecord | undefined;
+}
+
+/** The hash of the justification of the family's last recorded growth, and when it was recorded. */
+export interface JustificationRecord {
+  readonly hash: string;
+  readonly at: number;
 }
 
 const NO_EVICTIONS: Readonly<Record<LedgerCollection, number>> = {
@@ -240,7 +252,8 @@ export function isEmptyState(state: AgentLedgerState): boolean {
     state.lossBuckets.length === 0 &&
     (state.episodeBuckets ?? []).length === 0 &&
     state.family === undefined &&
-    (state.workloadNeeds ?? []).length === 0
+    (state.workloadNeeds ?? []).length === 0 &&
+    state.justification === undefined
   );
 }
 
@@ -1005,6 +1018,7 @@ export function serializeState(state: AgentLedgerState): string {
     evictions: state.evictions,
     // Written only when there is something: a state without episodes keeps its exact v1 form.
     ...riskFields(state),
+    ...(state.justification ? { justification: state.justification } : {}),
   });
 }
 
@@ -1109,8 +1123,24 @@ export function parseState(text: string | undefined, limits: LedgerLimits = DEFA
       lossBuckets,
       evictions,
       ...riskFields({ episodeBuckets: mergeSameMinute(episodeBuckets), family, workloadNeeds }),
+      ...readJustification(raw.justification, problems),
     },
     limits,
   );
   return { state, problems, sourceVersion: version as number };
+}
+
+// ---- justification -------------------------------------------------------------------------------
+
+/** Records the hash of the justification a growth carried (the same object when it is already the latest). */
+export function recordJustification(state: AgentLedgerState, hash: string, now: Date): AgentLedgerState {
+  if (state.justification?.hash === hash) return state;
+  return { ...state, justification: { hash, at: msOf(now) } };
+}
+
+function readJustification(v: unknown, problems: string[]): { justification?: JustificationRecord } {
+  if (v === undefined) return {};
+  if (isObject(v) && typeof v.hash === 'string' && /^[0-9a-f]{1,64}$/.test(v.hash) && isTime(v.at)) return { justification: { hash: v.hash, at: v.at } };
+  problems.push('justification: unreadable; ignored');
+  return {};
 }

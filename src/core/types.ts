@@ -33,7 +33,9 @@ export type LimitName =
   | 'podServiceAccounts'
   | 'reservedAnnotations'
   | 'clones'
-  | 'onUnavailable';
+  | 'onUnavailable'
+  | 'freeze'
+  | 'justification';
 
 /** A loaded, validated policy. */
 export interface Policy {
@@ -62,6 +64,8 @@ export interface Policy {
   /** How clones of family members are judged; absent means not allowed, no images ignored. */
   readonly clones?: { readonly allowed: boolean; readonly ignoreImages: readonly string[] } | undefined;
   readonly podServiceAccounts?: readonly string[] | undefined;
+  /** When growth must carry a fresh `replica-guard.io/justification`; absent: never. */
+  readonly justification?: { readonly required: 'beyondNeed' | 'always' } | undefined;
   /** Where the policy was read from, for messages. */
   readonly source: { readonly file: string; readonly document: number };
 }
@@ -144,6 +148,8 @@ export interface WorkloadChange {
   readonly pods?: { readonly serviceAccounts: readonly string[]; readonly fingerprints: readonly WorkloadFingerprint[] } | undefined;
   /** Set when the new count itself cannot be known (a DaemonSet without nodes): never allowed to grow. */
   readonly uncountable: string | undefined;
+  /** The justification the write carries (a Scale: its parent's), and whether this write changed it. */
+  readonly justification?: { readonly text: string | undefined; readonly changed: boolean; readonly from: 'object' | 'parent' } | undefined;
 }
 
 /** A service account a pod template runs as, with the namespace its pods live in. */
@@ -183,6 +189,18 @@ export interface PolicyFacts {
    * `Kind namespace/name`; undefined when it clones none.
    */
   readonly clonedMember?: string | undefined;
+  /** The agent's reasoning for this growth and whether it is fresh; undefined: not looked at. */
+  readonly justification?: JustificationFact | undefined;
+}
+
+/** The `replica-guard.io/justification` a growth carries, and whether it is fresh for it. */
+export interface JustificationFact {
+  /** The text; undefined when absent or blank. */
+  readonly text: string | undefined;
+  /** Changed in this request, or different from the one the family's last recorded growth carried. */
+  readonly fresh: boolean;
+  /** Where the text was read: the object written, or a Scale's parent workload. */
+  readonly from: 'object' | 'parent';
 }
 
 /** A pod-template fingerprint, as kept for a workload (see core/fingerprint.ts). */
@@ -204,4 +222,6 @@ export interface WorkloadSnapshot {
   readonly scaleTarget?: { readonly group: string; readonly kind: string; readonly name: string } | undefined;
   /** The controller owning it (a Deployment's ReplicaSet, a CronJob's Job): then not a top owner. */
   readonly controllerUid?: string | undefined;
+  /** Its `replica-guard.io/justification` annotation, when it has one: what a Scale of it is judged by. */
+  readonly justification?: string | undefined;
 }

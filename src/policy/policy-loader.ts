@@ -261,6 +261,7 @@ function toPolicy(doc: PolicyDocument, file: string, document: number): Policy {
       : undefined,
     clones: spec.clones,
     podServiceAccounts: spec.podServiceAccounts,
+    justification: spec.justification,
     source: { file, document },
   };
 }

@@ -157,6 +157,16 @@ export const policySpecSchema = z.strictObject({
     })
     .prefault({})
     .describe('how clones of family members are judged'),
+  justification: z
+    .strictObject({
+      required: z
+        .enum(['beyondNeed', 'always'], { error: 'justification.required must be beyondNeed or always' })
+        .describe('beyondNeed: growth past the need must carry it; always: every growth must'),
+    })
+    .optional()
+    .describe(
+      'growth must carry the agent\'s reasoning in the replica-guard.io/justification annotation, fresh for that growth (changed in the request, or since the family\'s last recorded growth); a Scale is judged by its parent\'s',
+    ),
   podServiceAccounts: globList('podServiceAccounts')
     .optional()
     .describe(

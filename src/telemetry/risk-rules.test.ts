@@ -51,6 +51,7 @@ const EXPORTED = new Set([
     createReconcilerMetrics(registry);
     return registry.getMetricsAsArray().map((m) => m.name);
   })(),
+  'replica_guard_agent_bypass_permission',
 ]);
 
 describe('riskRules', () => {
@@ -135,7 +136,7 @@ describe('riskRules', () => {
     );
   });
 
-  it('alerts for the risk line, growth, errors, a stale view, the ledger, the certificate and the load sources', () => {
+  it('alerts for the risk line, growth, errors, a stale view, the ledger, the certificate, the load sources and agents that can get around the guard', () => {
     expect(alertsOf(shipped).map((a) => a.alert)).toEqual([
       'ReplicaGuardAgentRiskHigh',
       'ReplicaGuardAgentReplicationIntentHigh',
@@ -147,6 +148,7 @@ describe('riskRules', () => {
       'ReplicaGuardCertificateExpiringSoon',
       'ReplicaGuardLoadSourceDown',
       'ReplicaGuardPolicyReloadFailed',
+      'ReplicaGuardAgentCanBypass',
       'ReplicaGuardWebhookConfigurationUnmanaged',
       'ReplicaGuardWebhookConfigurationRestored',
       'ReplicaGuardWebhookConfigurationOutOfSync',

@@ -351,6 +351,22 @@ export function riskRules(options: RiskRulesOptions): RuleFile {
         runbook: 'Run replica-guard check on the policy files; the guard log names the file and the error.',
       },
     },
+    {
+      alert: 'ReplicaGuardAgentCanBypass',
+      // Any replica's latest check; max so that two replicas reporting it alert once.
+      expr: 'max by (agent, permission) (replica_guard_agent_bypass_permission) == 1',
+      for: '1m',
+      labels: { severity: 'critical' },
+      annotations: {
+        summary: 'An agent holds a permission that gets around replica-guard.',
+        description:
+          '{{ $labels.agent }} holds {{ $labels.permission }}: RBAC alone protects the webhook configurations, ' +
+          "the guard's namespace and kube-system, and this grant opens them.",
+        runbook:
+          'Run replica-guard doctor: it names each grant to remove (verb, resource, namespace); the guard log has the same line. ' +
+          'Remove the binding that gives it, or the agent from the subjects.',
+      },
+    },
   ];
 
   return {

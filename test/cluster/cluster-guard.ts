@@ -38,6 +38,9 @@ export async function grantGuardAccess(plane: ControlPlane): Promise<void> {
       { apiGroups: ['autoscaling'], resources: ['horizontalpodautoscalers'], verbs: ['list', 'watch'] },
       { apiGroups: ['metrics.k8s.io'], resources: ['pods'], verbs: ['get', 'list'] },
       { apiGroups: ['authorization.k8s.io'], resources: ['subjectaccessreviews'], verbs: ['create'] },
+      // The safety switches (README "Safety switches"): decision Events, and the permission check's agent list.
+      { apiGroups: [''], resources: ['events'], verbs: ['create'] },
+      { apiGroups: [''], resources: ['serviceaccounts', 'namespaces'], verbs: ['list', 'watch'] },
     ],
   });
   await apply(`${rbac}/clusterrolebindings`, {
@@ -51,7 +54,11 @@ export async function grantGuardAccess(plane: ControlPlane): Promise<void> {
     apiVersion: 'rbac.authorization.k8s.io/v1',
     kind: 'Role',
     metadata: { name: 'replica-guard-ledger' },
-    rules: [{ apiGroups: [''], resources: ['configmaps'], verbs: ['get', 'list', 'create', 'update'] }],
+    rules: [
+      { apiGroups: [''], resources: ['configmaps'], verbs: ['get', 'list', 'create', 'update'] },
+      // Each replica's acknowledgement of the switches it applies.
+      { apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['get', 'list', 'create', 'update'] },
+    ],
   });
   await apply(`${rbac}/namespaces/${GUARD_NAMESPACE}/rolebindings`, {
     apiVersion: 'rbac.authorization.k8s.io/v1',

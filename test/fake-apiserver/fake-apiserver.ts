@@ -19,6 +19,9 @@ export type { AccessRequest, AccessRule } from './access-rules.ts';
  *   `ERROR` event carrying a 410 `Expired` Status (HTTP 200), as the real server sends;
  *   `allowWatchBookmarks=true` adds periodic `BOOKMARK` events; `timeoutSeconds` ends the
  *   stream cleanly;
+ * - the `scale` subresource of Deployments, StatefulSets, ReplicaSets and
+ *   ReplicationControllers (autoscaling/v1 Scale, GET and PUT);
+ * - an immutable ConfigMap (`immutable: true`) refuses a change of its data with 422;
  * - CREATE (201, or 409 `AlreadyExists`), GET (404 `NotFound`), UPDATE with
  *   compare-and-swap on `metadata.resourceVersion` (409 `Conflict` when stale; an update
  *   without a resourceVersion is unconditional, as in the real API), DELETE;
@@ -83,6 +86,9 @@ export const FAKE_RESOURCES: readonly ResourceType[] = [
   { group: '', version: 'v1', resource: 'replicationcontrollers', kind: 'ReplicationController', namespaced: true },
   { group: '', version: 'v1', resource: 'configmaps', kind: 'ConfigMap', namespaced: true },
   { group: '', version: 'v1', resource: 'nodes', kind: 'Node', namespaced: false },
+  { group: '', version: 'v1', resource: 'serviceaccounts', kind: 'ServiceAccount', namespaced: true },
+  { group: '', version: 'v1', resource: 'namespaces', kind: 'Namespace', namespaced: false },
+  { group: '', version: 'v1', resource: 'events', kind: 'Event', namespaced: true },
   { group: 'apps', version: 'v1', resource: 'deployments', kind: 'Deployment', namespaced: true },
   { group: 'apps', version: 'v1', resource: 'replicasets', kind: 'ReplicaSet', namespaced: true },
   { group: 'apps', version: 'v1', resource: 'statefulsets', kind: 'StatefulSet', namespaced: true },
@@ -316,6 +322,20 @@ export class FakeApiServer {
     if (!type) return sendStatus(res, 404, 'NotFound', `the server could not find the requested resource ${url.pathname}`);
 
     const method = req.method ?? 'GET';
+    if (route.subresource !== undefined) {
+      if (route.subresource !== 'scale' || !SCALABLE.has(type.resource) || route.name === undefined) {
+        return sendStatus(res, 404, 'NotFound', `the server could not find the requested resource ${url.pathname}`);
+      }
+      const name = route.name;
+      if (method === 'GET') return this.#scale(type, route.namespace, name, undefined, res);
+      if (method === 'PUT') {
+        readBody(req)
+          .then((body) => this.#scale(type, route.namespace, name, body, res))
+          .catch((err: unknown) => sendStatus(res, 400, 'BadRequest', String(err)));
+        return;
+      }
+      return sendStatus(res, 405, 'MethodNotAllowed', `${method} is not supported on scale`);
+    }
     if (method === 'GET' && route.name === undefined) {
       if (isWatch) {
         return this.#watch(type, route.namespace, url.searchParams, res);
@@ -340,6 +360,40 @@ export class FakeApiServer {
       return;
     }
     sendStatus(res, 405, 'MethodNotAllowed', `${method} is not supported here`);
+  }
+
+  /**
+   * The scale subresource of a scalable workload, as autoscaling/v1 Scale: GET reads
+   * `spec.replicas` (and `status.replicas`); PUT sets the parent's `spec.replicas`, with
+   * compare-and-swap on the parent's resourceVersion when the Scale carries one.
+   */
+  #scale(type: ResourceType, namespace: string | undefined, name: string, body: KubeObject | undefined, res: ServerResponse): void {
+    const store = this.#store(type.resource);
+    const existing = store.get(keyOf(namespace, name));
+    if (!existing) return sendStatus(res, 404, 'NotFound', `${type.resource}.${type.group} "${name}" not found`);
+    let current = existing;
+    if (body !== undefined) {
+      const expected = body.metadata?.resourceVersion;
+      if (expected !== undefined && expected !== existing.metadata.resourceVersion) {
+        return sendStatus(res, 409, 'Conflict', `Operation cannot be fulfilled on ${type.resource}.${type.group} "${name}": the object has been modified; please apply your changes to the latest version and try again`);
+      }
+      const replicas = (body.spec as { replicas?: unknown } | undefined)?.replicas ?? 0;
+      if (typeof replicas !== 'number' || !Number.isInteger(replicas) || replicas < 0) {
+        return sendStatus(res, 422, 'Invalid', `Scale.autoscaling "${name}" is invalid: spec.replicas: Invalid value: ${JSON.stringify(replicas)}: must be greater than or equal to 0`);
+      }
+      const next = structuredClone(existing);
+      next.spec = { ...((next.spec as object | undefined) ?? {}), replicas };
+      current = this.#stamp(type, next, existing.metadata.uid);
+      store.set(keyOf(namespace, name), current);
+      this.#record(type.resource, 'MODIFIED', current);
+    }
+    sendJson(res, 200, {
+      kind: 'Scale',
+      apiVersion: 'autoscaling/v1',
+      metadata: { name, namespace, uid: current.metadata.uid, resourceVersion: current.metadata.resourceVersion },
+      spec: { replicas: (current.spec as { replicas?: number } | undefined)?.replicas ?? 1 },
+      status: { replicas: (current.status as { replicas?: number } | undefined)?.replicas ?? 0 },
+    });
   }
 
   #create(type: ResourceType, namespace: string | undefined, body: KubeObject, res: ServerResponse): void {
@@ -377,6 +431,10 @@ export class FakeApiServer {
       );
     }
     // Validated after the precondition, as the real store does: a stale write is a 409 first.
+    if (type.resource === 'configmaps' && existing.immutable === true) {
+      const same = JSON.stringify(body.data ?? {}) === JSON.stringify(existing.data ?? {}) && body.immutable === true;
+      if (!same) return sendStatus(res, 422, 'Invalid', `ConfigMap "${route.name}" is invalid: data: Forbidden: field is immutable when \`immutable\` is set`);
+    }
     const invalid = validate(type, body);
     if (invalid) return sendStatus(res, 422, 'Invalid', invalid);
     const stored = this.#stamp(type, body, existing.metadata.uid);
@@ -592,6 +650,7 @@ interface Route {
   readonly resource: string;
   readonly namespace: string | undefined;
   readonly name: string | undefined;
+  readonly subresource?: string | undefined;
 }
 
 function parsePath(path: string): Route | undefined {
@@ -615,12 +674,15 @@ function parsePath(path: string): Route | undefined {
     namespace = rest[1];
     rest = rest.slice(2);
   }
-  const [resource, name] = rest;
-  if (!resource || rest.length > 2) return undefined;
-  return { group, version, resource, namespace, name };
+  const [resource, name, subresource] = rest;
+  if (!resource || rest.length > 3) return undefined;
+  return { group, version, resource, namespace, name, subresource };
 }
 
 const keyOf = (namespace: string | undefined, name: string) => `${namespace ?? ''}/${name}`;
+
+/** The resources with a scale subresource among those served. */
+const SCALABLE = new Set(['deployments', 'statefulsets', 'replicasets', 'replicationcontrollers']);
 
 /** The apiserver's limit on a ConfigMap's (and a Secret's) data: 1 MiB. */
 export const MAX_CONFIGMAP_DATA_BYTES = 1024 * 1024;

@@ -3,6 +3,8 @@ import YAML from 'yaml';
 import { placeholderNodes } from '../../src/admission/node-eligibility.ts';
 import type { AdmissionReviewResponse } from '../../src/admission/response.ts';
 import { type ActivePolicies, createReviewHandler } from '../../src/admission/review-handler.ts';
+import type { SwitchGate } from '../../src/admission/safety-switches.ts';
+import type { EventSink } from '../../src/cluster/event-recorder.ts';
 import type { Webhook } from '../../src/admission/verdict.ts';
 import { buildApp, type GuardApp, type Readiness } from '../../src/app.ts';
 import { InMemoryLedger } from '../../src/cluster/in-memory-ledger.ts';
@@ -55,6 +57,7 @@ export interface AuditLine {
   readonly episode?: 'recorded' | 'duplicate';
   readonly code?: string;
   readonly justification?: string;
+  readonly switch?: string;
 }
 
 /** The answer to one POST: the HTTP status and the parsed body. */
@@ -82,6 +85,10 @@ export interface GuardOptions {
   readonly defaultTimeoutMs?: number;
   /** Where the validating webhook records agent reviews. */
   readonly recorder?: Recorder;
+  /** The safety switches, built on the guard's own clock and logger. */
+  readonly switches?: (clock: TestClock, logger: Logger) => SwitchGate;
+  /** Where decision Events go. */
+  readonly events?: (clock: TestClock, logger: Logger) => EventSink;
 }
 
 export interface TestGuard {
@@ -125,6 +132,8 @@ export function testGuard(options: GuardOptions): TestGuard {
     defaultTimeoutMs: options.defaultTimeoutMs ?? 10_000,
     maxStalenessMs: 60_000,
     recorder: options.recorder,
+    switches: options.switches?.(clock, logger),
+    events: options.events?.(clock, logger),
   });
   const readiness = (): Readiness =>
     active ? { ready: true, reasons: [] } : { ready: false, reasons: ['no valid policy set loaded'] };
