@@ -111,7 +111,8 @@ export async function startClusterGuard(plane: ControlPlane, policies: string, c
   };
 }
 
-async function waitReady(guard: GuardProcess, timeoutMs = 60_000): Promise<void> {
+/** Waits until the guard's /readyz answers 200, failing with its last log lines. */
+export async function waitReady(guard: GuardProcess, timeoutMs = 60_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
     if ((await httpGet(`${guard.opsUrl}/readyz`).catch(() => ({ status: 0 }))).status === 200) return;

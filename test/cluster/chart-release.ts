@@ -1,0 +1,90 @@
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import YAML from 'yaml';
+import { CHART_DIR, helm, type HelmRun } from '../helpers/helm.ts';
+import { httpGet, startGuardProcess } from '../helpers/process.ts';
+import { parseExposition } from '../helpers/telemetry.ts';
+import { type ClusterGuard, waitReady } from './cluster-guard.ts';
+import { ADMIN, type ControlPlane, type Identity } from './control-plane.ts';
+
+/** The release the chart tests install, and the name prefix of its objects. */
+export const RELEASE = 'rg';
+export const FULLNAME = 'rg-replica-guard';
+export const RELEASE_NAMESPACE = 'replica-guard';
+
+/** `helm <command> rg charts/replica-guard -n replica-guard ...` against the test API server, as the admin. */
+export function helmRelease(plane: ControlPlane, command: 'install' | 'upgrade', args: readonly string[]): Promise<HelmRun> {
+  return helm([command, RELEASE, CHART_DIR, '--namespace', RELEASE_NAMESPACE, '--kubeconfig', plane.kubeconfigPath(ADMIN), ...(command === 'install' ? ['--create-namespace'] : []), ...args]);
+}
+
+/** `helm uninstall rg` against the test API server. */
+export function helmUninstall(plane: ControlPlane): Promise<HelmRun> {
+  return helm(['uninstall', RELEASE, '--namespace', RELEASE_NAMESPACE, '--kubeconfig', plane.kubeconfigPath(ADMIN), '--wait=false']);
+}
+
+/** Options of {@link startChartGuard}. */
+export interface ChartGuardOptions {
+  /** The loopback port the webhook listens on: the port of the chart's `webhook.url`; 0 for any. */
+  readonly webhookPort: number;
+  /** Wait for /readyz (default); false for a guard expected never to turn ready. */
+  readonly waitReady?: boolean;
+}
+
+/**
+ * Runs the guard outside the cluster as the chart declared it: its configuration is the
+ * one of the chart's rendered config ConfigMap, read back from the API server, with only
+ * what running outside changes (listening on loopback, the TLS and policy directories,
+ * and 127.0.0.1 in the serving certificate: the API server calls `webhook.url` on
+ * loopback), its policies those of the chart's policies ConfigMap, and its identity
+ * `identity` (a TokenRequest token of the chart's ServiceAccount, for instance).
+ */
+export async function startChartGuard(plane: ControlPlane, identity: Identity, options: ChartGuardOptions): Promise<ClusterGuard> {
+  const configMap = (name: string) => plane.must<{ data: Record<string, string> }>(ADMIN, `/api/v1/namespaces/${RELEASE_NAMESPACE}/configmaps/${name}`);
+  const chartConfig = YAML.parse((await configMap(`${FULLNAME}-config`)).data['config.yaml'] ?? '') as Record<string, Record<string, unknown>>;
+  const policyFiles = (await configMap(`${FULLNAME}-policies`)).data;
+  const dir = await mkdtemp(join(tmpdir(), 'rg-chart-guard-'));
+  const policyDir = join(dir, 'policies');
+  await mkdir(policyDir);
+  for (const [file, text] of Object.entries(policyFiles)) await writeFile(join(policyDir, file), text);
+  const config = {
+    ...chartConfig,
+    webhook: { ...chartConfig.webhook, host: '127.0.0.1', port: options.webhookPort },
+    ops: { ...chartConfig.ops, host: '127.0.0.1', port: 0 },
+    tls: { ...chartConfig.tls, dir: join(dir, 'certs'), ipAddresses: ['127.0.0.1'] },
+    policies: { ...chartConfig.policies, dir: policyDir },
+  };
+  const configPath = join(dir, 'config.yaml');
+  await writeFile(configPath, YAML.stringify(config));
+  const kubeconfig = await plane.writeKubeconfig(identity);
+  const process = await startGuardProcess(['--config', configPath, '--kubeconfig', kubeconfig], 60_000);
+  try {
+    if (options.waitReady !== false) await waitReady(process);
+  } catch (error) {
+    await process.stop('SIGKILL');
+    throw error;
+  }
+  const caPem = await readFile(join(dir, 'certs', 'ca.crt'), 'utf8');
+  return {
+    process,
+    caPem,
+    dir,
+    writePolicies: (yaml) => writeFile(join(policyDir, 'policies.yaml'), yaml),
+    async stop() {
+      const exited = process.stop('SIGTERM');
+      // The chart's drain period is 10 s; a second signal cuts it short.
+      const second = setTimeout(() => process.child.kill('SIGTERM'), 300);
+      await exited;
+      clearTimeout(second);
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** The value of one of the guard's metrics with these labels (0 when absent). */
+export async function metricValue(guard: ClusterGuard, name: string, labels: Record<string, string> = {}): Promise<number> {
+  const samples = parseExposition((await httpGet(`${guard.process.opsUrl}/metrics`)).body);
+  return samples
+    .filter((s) => s.name === name && Object.entries(labels).every(([k, v]) => s.labels[k] === v))
+    .reduce((sum, s) => sum + s.value, 0);
+}
