@@ -196,3 +196,28 @@ describe('the guard keeps the configurations helm installed', () => {
     expect(await metricValue(running(), 'replica_guard_webhook_configuration_unmanaged', { configuration: 'mutating' })).toBe(0);
   });
 });
+describe('helm upgrade', () => {
+  it('with changed values updates both configurations, and the guard agrees: in sync, nothing put back, caBundle kept', async () => {
+    const g = running();
+    const restores = () => Promise.all(['mutating', 'validating'].map((c) => metricValue(g, 'replica_guard_webhook_configuration_restores_total', { configuration: c })));
+    const before = await restores();
+    const bundle = (await configuration('validatingwebhookconfigurations')).webhooks[0]?.clientConfig.caBundle;
+    // Both configurations' timeoutSeconds were last written by the guard (the restores above).
+    const run = await helmRelease(plane, 'upgrade', [...installArgs, '--set', 'webhook.timeoutSeconds=5', '--set', 'agents.namespaces={agents,bots}']);
+    expect(run.code, run.stderr).toBe(0);
+    for (const resource of CONFIGURATIONS) {
+      const served = await configuration(resource);
+      expect(served.webhooks.map((w) => w.timeoutSeconds), resource).toEqual([5]);
+      expect(served.webhooks[0]?.matchConditions.find((c) => c.name === 'agents')?.expression).toContain("system:serviceaccount:bots:");
+      expect(served.webhooks[0]?.clientConfig.caBundle, resource).toBe(bundle);
+    }
+    // Longer than the reconcile interval (10 s): every round since found them as declared.
+    await new Promise((r) => setTimeout(r, 11_000));
+    for (const resource of CONFIGURATIONS) expect(await timeouts(resource)).toEqual([5]);
+    expect(await restores()).toEqual(before);
+    for (const configuration of ['mutating', 'validating']) {
+      expect(await metricValue(g, 'replica_guard_webhook_configuration_in_sync', { configuration })).toBe(1);
+    }
+    expect(forbiddenLines(g.process.lines)).toEqual([]);
+  }, 90_000);
+});
