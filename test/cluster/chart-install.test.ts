@@ -1,4 +1,4 @@
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -6,7 +6,7 @@ import { policy } from '../helpers/guard.ts';
 import { requireHelm } from '../helpers/helm.ts';
 import { httpGet } from '../helpers/process.ts';
 import type { LogLine } from '../helpers/telemetry.ts';
-import { FULLNAME, helmRelease, metricValue, RELEASE_NAMESPACE, startChartGuard } from './chart-release.ts';
+import { FULLNAME, helmRelease, helmUninstall, metricValue, RELEASE_NAMESPACE, startChartGuard } from './chart-release.ts';
 import { type ClusterGuard, waitForWebhooks } from './cluster-guard.ts';
 import { ADMIN, ControlPlane, freePort, type Identity, serviceAccountIdentity } from './control-plane.ts';
 import { create, deployment, grantAgentsWorkloadAccess, refusal, stored } from './workloads.ts';
@@ -220,4 +220,98 @@ describe('helm upgrade', () => {
     }
     expect(forbiddenLines(g.process.lines)).toEqual([]);
   }, 90_000);
+});
+
+describe('SIGTERM under a stream of agent writes through the API server', () => {
+  it('loses none: during the drain every write is decided (allowed or a clean denial), never a failed webhook call; then exit 0', async () => {
+    const g = running();
+    const scale = (replicas: number) =>
+      plane.api(agent, '/apis/apps/v1/namespaces/agents/deployments/within/scale', {
+        method: 'PATCH',
+        body: { spec: { replicas } },
+        contentType: 'application/merge-patch+json',
+      });
+    const answers: { status: number; message: string }[] = [];
+    let streaming = true;
+    const writer = async (offset: number) => {
+      for (let i = offset; streaming; i++) {
+        const answer = await scale(1 + (i % 2));
+        answers.push({ status: answer.status, message: answer.status === 200 ? '' : refusal(answer) });
+      }
+    };
+    const writers = [0, 1, 2, 3].map(writer);
+    await new Promise((r) => setTimeout(r, 1000));
+    const atSignal = answers.length;
+    const exited = new Promise<number | null>((resolve) => g.process.child.once('exit', (code) => resolve(code)));
+    g.process.child.kill('SIGTERM');
+    await expect.poll(async () => (await httpGet(`${g.process.opsUrl}/readyz`)).status, { timeout: 2000, interval: 100 }).toBe(503);
+    // The chart's drain period is 10 s: writes keep coming for most of it.
+    await new Promise((r) => setTimeout(r, 7000));
+    streaming = false;
+    await Promise.all(writers);
+    expect(answers.length - atSignal).toBeGreaterThan(20);
+    const failed = answers.filter((a) => !(a.status === 200 || (a.status === 403 && /denied the request/.test(a.message))));
+    expect(failed).toEqual([]);
+    expect(await exited).toBe(0);
+    await g.stop();
+    guard = undefined;
+  }, 60_000);
+});
+
+describe('two guards starting at the same moment', () => {
+  let second: ClusterGuard | undefined;
+  afterAll(async () => {
+    await second?.stop();
+  });
+
+  it('end with the same certificate, the one in the Secret, which both caBundles trust; the API server calls the guard', async () => {
+    const secretPath = `/api/v1/namespaces/${RELEASE_NAMESPACE}/secrets/${FULLNAME}-certs`;
+    await plane.must(ADMIN, secretPath, { method: 'DELETE' });
+    const token = await plane.serviceAccountToken(RELEASE_NAMESPACE, FULLNAME);
+    const [a, b] = await Promise.all([startChartGuard(plane, token, { webhookPort: port }), startChartGuard(plane, token, { webhookPort: 0 })]);
+    guard = a;
+    second = b;
+    const served = await Promise.all([a, b].map((g) => readFile(join(g.dir, 'certs', 'tls.crt'), 'utf8')));
+    const secret = await plane.must<{ data: Record<string, string> }>(ADMIN, secretPath);
+    const decode = (key: string) => Buffer.from(secret.data[key] ?? '', 'base64').toString('utf8');
+    expect(served).toEqual([decode('tls.crt'), decode('tls.crt')]);
+    expect([a.caPem, b.caPem]).toEqual([decode('ca-bundle.crt'), decode('ca-bundle.crt')]);
+    const created = [a, b].flatMap((g) => g.process.lines.filter((l) => l.msg === 'created the self-managed CA and serving certificate'));
+    expect(created).toHaveLength(1);
+    for (const resource of CONFIGURATIONS) {
+      await expect.poll(async () => (await configuration(resource)).webhooks[0]?.clientConfig.caBundle, { timeout: 15_000 }).toBe(secret.data['ca-bundle.crt']);
+    }
+    await waitForWebhooks(plane, prober, 'agents', [a]);
+    const denied = await create(plane, agent, 'deployments', deployment('agents', 'beyond-again', 9, 'agent-1'));
+    expect(denied.status, refusal(denied)).toBe(403);
+  }, 90_000);
+});
+
+describe('helm uninstall', () => {
+  it('removes what the chart README says it removes, and leaves the Secret and the ledger', async () => {
+    await guard?.stop();
+    guard = undefined;
+    const run = await helmUninstall(plane);
+    expect(run.code, run.stderr).toBe(0);
+    const rbac = '/apis/rbac.authorization.k8s.io/v1';
+    const ns = `/api/v1/namespaces/${RELEASE_NAMESPACE}`;
+    const gone = [
+      ...CONFIGURATIONS.map((r) => `${ADMISSION}/${r}/${FULLNAME}`),
+      `${rbac}/clusterroles/${FULLNAME}`,
+      `${rbac}/clusterrolebindings/${FULLNAME}`,
+      `${rbac}/namespaces/${RELEASE_NAMESPACE}/roles/${FULLNAME}`,
+      `${rbac}/namespaces/${RELEASE_NAMESPACE}/rolebindings/${FULLNAME}`,
+      `${ns}/serviceaccounts/${FULLNAME}`,
+      `${ns}/configmaps/${FULLNAME}-config`,
+      `${ns}/configmaps/${FULLNAME}-webhooks`,
+      `${ns}/configmaps/${FULLNAME}-policies`,
+    ];
+    for (const path of gone) expect((await plane.api(ADMIN, path)).status, path).toBe(404);
+    expect((await plane.api(ADMIN, `${ns}/secrets/${FULLNAME}-certs`)).status).toBe(200);
+    const maps = await plane.must<{ items: { metadata: { name: string } }[] }>(ADMIN, `${ns}/configmaps`);
+    expect(maps.items.map((m) => m.metadata.name).filter((n) => n.startsWith('replica-guard-ledger-'))).toHaveLength(1);
+    // No webhook left: the API server stores what the guard refused before.
+    const unguarded = await create(plane, agent, 'deployments', deployment('agents', 'beyond', 9, 'agent-1'));
+    expect(unguarded.status, refusal(unguarded)).toBe(201);
+  });
 });

@@ -20,7 +20,7 @@ export function helmRelease(plane: ControlPlane, command: 'install' | 'upgrade',
 
 /** `helm uninstall rg` against the test API server. */
 export function helmUninstall(plane: ControlPlane): Promise<HelmRun> {
-  return helm(['uninstall', RELEASE, '--namespace', RELEASE_NAMESPACE, '--kubeconfig', plane.kubeconfigPath(ADMIN), '--wait=false']);
+  return helm(['uninstall', RELEASE, '--namespace', RELEASE_NAMESPACE, '--kubeconfig', plane.kubeconfigPath(ADMIN)]);
 }
 
 /** Options of {@link startChartGuard}. */
