@@ -1,15 +1,14 @@
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { policy } from '../helpers/guard.ts';
 import { requireHelm } from '../helpers/helm.ts';
 import { httpGet } from '../helpers/process.ts';
 import type { LogLine } from '../helpers/telemetry.ts';
-import { FULLNAME, helmRelease, helmUninstall, metricValue, RELEASE_NAMESPACE, startChartGuard } from './chart-release.ts';
+import { FULLNAME, helmRelease, helmUninstall, metricValue, RELEASE_NAMESPACE, startChartGuard, urlModeValues } from './chart-release.ts';
 import { type ClusterGuard, waitForWebhooks } from './cluster-guard.ts';
 import { ADMIN, ControlPlane, freePort, type Identity, serviceAccountIdentity } from './control-plane.ts';
-import { create, deployment, grantAgentsWorkloadAccess, refusal, stored } from './workloads.ts';
+import { create, deployment, failedWrites, grantAgentsWorkloadAccess, refusal, startScaleStream, stored } from './workloads.ts';
 
 // `helm install` of the chart into a real API server in url mode, and the guard run
 // outside the cluster as the chart's own ServiceAccount (a TokenRequest token), with the
@@ -40,13 +39,8 @@ beforeAll(async () => {
   await plane.ensureNamespace('agents');
   await grantAgentsWorkloadAccess(plane, ['agents']);
   dir = await mkdtemp(join(tmpdir(), 'rg-chart-install-'));
-  const policyFile = join(dir, 'agents.yaml');
-  await writeFile(
-    policyFile,
-    policy('chart-agents', { mode: 'enforce', agents: { serviceAccounts: ['agents:*'] }, need: { static: 3, onUnavailable: 'deny' }, limits: { headroom: 1, perFamily: 8 } }),
-  );
   port = await freePort();
-  installArgs = ['--set', `webhook.url=https://127.0.0.1:${port}`, '--set', 'agents.namespaces={agents}', '--set-file', `policies.files.agents=${policyFile}`];
+  installArgs = await urlModeValues(dir, port);
 });
 
 afterAll(async () => {
@@ -225,33 +219,17 @@ describe('helm upgrade', () => {
 describe('SIGTERM under a stream of agent writes through the API server', () => {
   it('loses none: during the drain every write is decided (allowed or a clean denial), never a failed webhook call; then exit 0', async () => {
     const g = running();
-    const scale = (replicas: number) =>
-      plane.api(agent, '/apis/apps/v1/namespaces/agents/deployments/within/scale', {
-        method: 'PATCH',
-        body: { spec: { replicas } },
-        contentType: 'application/merge-patch+json',
-      });
-    const answers: { status: number; message: string }[] = [];
-    let streaming = true;
-    const writer = async (offset: number) => {
-      for (let i = offset; streaming; i++) {
-        const answer = await scale(1 + (i % 2));
-        answers.push({ status: answer.status, message: answer.status === 200 ? '' : refusal(answer) });
-      }
-    };
-    const writers = [0, 1, 2, 3].map(writer);
+    const stream = startScaleStream(plane, agent, 'agents', 'within');
     await new Promise((r) => setTimeout(r, 1000));
-    const atSignal = answers.length;
+    const atSignal = stream.answers.length;
     const exited = new Promise<number | null>((resolve) => g.process.child.once('exit', (code) => resolve(code)));
     g.process.child.kill('SIGTERM');
     await expect.poll(async () => (await httpGet(`${g.process.opsUrl}/readyz`)).status, { timeout: 2000, interval: 100 }).toBe(503);
     // The chart's drain period is 10 s: writes keep coming for most of it.
     await new Promise((r) => setTimeout(r, 7000));
-    streaming = false;
-    await Promise.all(writers);
+    const answers = await stream.stop();
     expect(answers.length - atSignal).toBeGreaterThan(20);
-    const failed = answers.filter((a) => !(a.status === 200 || (a.status === 403 && /denied the request/.test(a.message))));
-    expect(failed).toEqual([]);
+    expect(failedWrites(answers)).toEqual([]);
     expect(await exited).toBe(0);
     await g.stop();
     guard = undefined;

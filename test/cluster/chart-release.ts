@@ -2,6 +2,7 @@ import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import YAML from 'yaml';
+import { policy } from '../helpers/guard.ts';
 import { CHART_DIR, helm, type HelmRun } from '../helpers/helm.ts';
 import { httpGet, startGuardProcess } from '../helpers/process.ts';
 import { parseExposition } from '../helpers/telemetry.ts';
@@ -16,6 +17,20 @@ export const RELEASE_NAMESPACE = 'replica-guard';
 /** `helm <command> rg charts/replica-guard -n replica-guard ...` against the test API server, as the admin. */
 export function helmRelease(plane: ControlPlane, command: 'install' | 'upgrade', args: readonly string[]): Promise<HelmRun> {
   return helm([command, RELEASE, CHART_DIR, '--namespace', RELEASE_NAMESPACE, '--kubeconfig', plane.kubeconfigPath(ADMIN), ...(command === 'install' ? ['--create-namespace'] : []), ...args]);
+}
+
+/**
+ * The values of a url-mode install for a guard on loopback `port`: agents are the service
+ * accounts of the `agents` namespace, under an enforcing policy (need 3, headroom 1, at
+ * most 8 per family) written to `dir`.
+ */
+export async function urlModeValues(dir: string, port: number): Promise<string[]> {
+  const policyFile = join(dir, 'agents.yaml');
+  await writeFile(
+    policyFile,
+    policy('chart-agents', { mode: 'enforce', agents: { serviceAccounts: ['agents:*'] }, need: { static: 3, onUnavailable: 'deny' }, limits: { headroom: 1, perFamily: 8 } }),
+  );
+  return ['--set', `webhook.url=https://127.0.0.1:${port}`, '--set', 'agents.namespaces={agents}', '--set-file', `policies.files.agents=${policyFile}`];
 }
 
 /** `helm uninstall rg` against the test API server. */
