@@ -1,14 +1,12 @@
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { requireHelm } from '../helpers/helm.ts';
 import { httpGet } from '../helpers/process.ts';
 import type { LogLine } from '../helpers/telemetry.ts';
-import { FULLNAME, helmRelease, helmUninstall, metricValue, RELEASE_NAMESPACE, startChartGuard, urlModeValues } from './chart-release.ts';
+import { type ChartPlane, FULLNAME, helmRelease, helmUninstall, metricValue, RELEASE_NAMESPACE, startChartGuard, startChartPlane, urlModeValues } from './chart-release.ts';
 import { type ClusterGuard, waitForWebhooks } from './cluster-guard.ts';
-import { ADMIN, ControlPlane, freePort, type Identity, serviceAccountIdentity } from './control-plane.ts';
-import { create, deployment, failedWrites, grantAgentsWorkloadAccess, refusal, startScaleStream, stored } from './workloads.ts';
+import { ADMIN, type ControlPlane, freePort, type Identity, serviceAccountIdentity } from './control-plane.ts';
+import { create, deployment, failedWrites, refusal, startScaleStream, stored } from './workloads.ts';
 
 // `helm install` of the chart into a real API server in url mode, and the guard run
 // outside the cluster as the chart's own ServiceAccount (a TokenRequest token), with the
@@ -33,20 +31,18 @@ const configuration = (resource: (typeof CONFIGURATIONS)[number]) => plane.must<
 
 const forbiddenLines = (lines: readonly LogLine[]) => lines.filter((l) => /\b403\b|forbidden/i.test(JSON.stringify(l)));
 
+let chart: ChartPlane;
+
 beforeAll(async () => {
-  await requireHelm();
-  plane = await ControlPlane.start([agent, prober]);
-  await plane.ensureNamespace('agents');
-  await grantAgentsWorkloadAccess(plane, ['agents']);
-  dir = await mkdtemp(join(tmpdir(), 'rg-chart-install-'));
+  chart = await startChartPlane([agent, prober]);
+  ({ plane, dir } = chart);
   port = await freePort();
   installArgs = await urlModeValues(dir, port);
 });
 
 afterAll(async () => {
   await guard?.stop();
-  await plane?.stop();
-  if (dir !== undefined) await rm(dir, { recursive: true, force: true });
+  await chart?.stop();
 });
 
 describe('helm install in url mode, and the guard as the chart\'s ServiceAccount', () => {

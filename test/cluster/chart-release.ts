@@ -1,18 +1,47 @@
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import YAML from 'yaml';
 import { policy } from '../helpers/guard.ts';
-import { CHART_DIR, helm, type HelmRun } from '../helpers/helm.ts';
-import { httpGet, startGuardProcess } from '../helpers/process.ts';
+import { CHART_DIR, helm, type HelmRun, requireHelm } from '../helpers/helm.ts';
+import { httpGet } from '../helpers/process.ts';
 import { parseExposition } from '../helpers/telemetry.ts';
-import { type ClusterGuard, waitReady } from './cluster-guard.ts';
-import { ADMIN, type ControlPlane, type Identity } from './control-plane.ts';
+import { type ClusterGuard, launchGuard } from './cluster-guard.ts';
+import { ADMIN, ControlPlane, type Identity } from './control-plane.ts';
+import { grantAgentsWorkloadAccess } from './workloads.ts';
 
 /** The release the chart tests install, and the name prefix of its objects. */
 export const RELEASE = 'rg';
 export const FULLNAME = 'rg-replica-guard';
 export const RELEASE_NAMESPACE = 'replica-guard';
+
+/** A test API server for the chart's tests, with a scratch directory. */
+export interface ChartPlane {
+  readonly plane: ControlPlane;
+  readonly dir: string;
+  /** Stops the API server and removes the directory. */
+  stop(): Promise<void>;
+}
+
+/**
+ * Checks for helm, starts the API server knowing `identities`, creates the `agents`
+ * namespace and lets its service accounts write workloads (the guard holds them back).
+ */
+export async function startChartPlane(identities: readonly Identity[]): Promise<ChartPlane> {
+  await requireHelm();
+  const plane = await ControlPlane.start(identities);
+  await plane.ensureNamespace('agents');
+  await grantAgentsWorkloadAccess(plane, ['agents']);
+  const dir = await mkdtemp(join(tmpdir(), 'rg-chart-'));
+  return {
+    plane,
+    dir,
+    async stop() {
+      await plane.stop();
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
 
 /** `helm <command> rg charts/replica-guard -n replica-guard ...` against the test API server, as the admin. */
 export function helmRelease(plane: ControlPlane, command: 'install' | 'upgrade', args: readonly string[]): Promise<HelmRun> {
@@ -72,28 +101,8 @@ export async function startChartGuard(plane: ControlPlane, identity: Identity, o
   const configPath = join(dir, 'config.yaml');
   await writeFile(configPath, YAML.stringify(config));
   const kubeconfig = await plane.writeKubeconfig(identity);
-  const process = await startGuardProcess(['--config', configPath, '--kubeconfig', kubeconfig], 60_000);
-  try {
-    if (options.waitReady !== false) await waitReady(process);
-  } catch (error) {
-    await process.stop('SIGKILL');
-    throw error;
-  }
-  const caPem = await readFile(join(dir, 'certs', 'ca.crt'), 'utf8');
-  return {
-    process,
-    caPem,
-    dir,
-    writePolicies: (yaml) => writeFile(join(policyDir, 'policies.yaml'), yaml),
-    async stop() {
-      const exited = process.stop('SIGTERM');
-      // The chart's drain period is 10 s; a second signal cuts it short.
-      const second = setTimeout(() => process.child.kill('SIGTERM'), 300);
-      await exited;
-      clearTimeout(second);
-      await rm(dir, { recursive: true, force: true });
-    },
-  };
+  // The chart's drain period is 10 s: stopping cuts it short.
+  return launchGuard(dir, configPath, kubeconfig, { waitReady: options.waitReady !== false, drains: true });
 }
 
 /** The value of one of the guard's metrics with these labels (0 when absent). */

@@ -1,15 +1,13 @@
 import { X509Certificate } from 'node:crypto';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generateCertificateAuthority, generateServingCertificate } from '../../src/tls/certificates.ts';
 import { bundleCertificates } from '../../src/tls/rotation-plan.ts';
-import { requireHelm } from '../helpers/helm.ts';
-import { FULLNAME, helmRelease, RELEASE_NAMESPACE, startChartGuard, urlModeValues } from './chart-release.ts';
+import { type ChartPlane, FULLNAME, helmRelease, RELEASE_NAMESPACE, startChartGuard, startChartPlane, urlModeValues } from './chart-release.ts';
 import { type ClusterGuard, waitForWebhooks } from './cluster-guard.ts';
-import { ADMIN, ControlPlane, freePort, serviceAccountIdentity } from './control-plane.ts';
-import { deployment, failedWrites, grantAgentsWorkloadAccess, pathOf, startScaleStream } from './workloads.ts';
+import { ADMIN, type ControlPlane, freePort, serviceAccountIdentity } from './control-plane.ts';
+import { deployment, failedWrites, pathOf, startScaleStream } from './workloads.ts';
 
 // Self-managed certificates near expiry, installed by the chart in url mode, rotated by
 // the guard while agents write through the API server: the new CA enters both
@@ -26,18 +24,16 @@ let plane: ControlPlane;
 let dir: string;
 let guard: ClusterGuard | undefined;
 
+let chart: ChartPlane;
+
 beforeAll(async () => {
-  await requireHelm();
-  plane = await ControlPlane.start([agent, prober]);
-  await plane.ensureNamespace('agents');
-  await grantAgentsWorkloadAccess(plane, ['agents']);
-  dir = await mkdtemp(join(tmpdir(), 'rg-chart-rotation-'));
+  chart = await startChartPlane([agent, prober]);
+  ({ plane, dir } = chart);
 });
 
 afterAll(async () => {
   await guard?.stop();
-  await plane?.stop();
-  if (dir !== undefined) await rm(dir, { recursive: true, force: true });
+  await chart?.stop();
 });
 
 /** The caBundles both configurations carry now, as certificate fingerprints per webhook. */
