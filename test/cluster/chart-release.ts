@@ -73,6 +73,8 @@ export interface ChartGuardOptions {
   readonly webhookPort: number;
   /** Wait for /readyz (default); false for a guard expected never to turn ready. */
   readonly waitReady?: boolean;
+  /** The address the webhook listens on and its certificate covers; 127.0.0.1 by default. */
+  readonly host?: string;
 }
 
 /**
@@ -93,9 +95,9 @@ export async function startChartGuard(plane: ControlPlane, identity: Identity, o
   for (const [file, text] of Object.entries(policyFiles)) await writeFile(join(policyDir, file), text);
   const config = {
     ...chartConfig,
-    webhook: { ...chartConfig.webhook, host: '127.0.0.1', port: options.webhookPort },
+    webhook: { ...chartConfig.webhook, host: options.host ?? '127.0.0.1', port: options.webhookPort },
     ops: { ...chartConfig.ops, host: '127.0.0.1', port: 0 },
-    tls: { ...chartConfig.tls, dir: join(dir, 'certs'), ipAddresses: ['127.0.0.1'] },
+    tls: { ...chartConfig.tls, dir: join(dir, 'certs'), ipAddresses: [options.host ?? '127.0.0.1'] },
     policies: { ...chartConfig.policies, dir: policyDir },
   };
   const configPath = join(dir, 'config.yaml');
