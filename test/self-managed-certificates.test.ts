@@ -61,7 +61,7 @@ afterEach(async () => {
   await rm(root, { recursive: true, force: true });
 });
 
-function replica(name: string, renewBeforeDays = 30): Replica {
+function replica(name: string, renewBeforeDays = 30, names: { dnsNames: string[]; ipAddresses: string[] } = NAMES): Replica {
   const dir = join(root, name);
   const { logger } = capturingLogger('silent');
   const connection = { baseUrl: fake.url };
@@ -72,7 +72,7 @@ function replica(name: string, renewBeforeDays = 30): Replica {
       namespace: NAMESPACE,
       secretName: SECRET,
       dir,
-      ...NAMES,
+      ...names,
       renewBeforeDays,
       clock: systemClock,
       logger,
@@ -160,6 +160,20 @@ describe('self-managed certificates in the Secret', () => {
     expect(Buffer.from(stored.data['tls.crt'] ?? '', 'base64').toString()).toBe(certA);
     // The directory holds no CA key: the TLS layer treats it as provided material.
     await expect(readFile(join(a.dir, 'ca.key'))).rejects.toThrow(/ENOENT/);
+  });
+
+  it('re-issues on start, from the same CA, a certificate in the Secret that does not cover its names', async () => {
+    const { serving } = await seedSecret({});
+    const before = fake.get('secrets', NAMESPACE, SECRET) as unknown as { data: Record<string, string> };
+    const a = replica('a', 30, { dnsNames: ['localhost', 'guard.example'], ipAddresses: ['127.0.0.1'] });
+    await a.certs.start();
+    const served = await readFile(join(a.dir, 'tls.crt'), 'utf8');
+    expect(served).not.toBe(serving.cert);
+    expect(new X509Certificate(served).checkHost('guard.example')).toBe('guard.example');
+    const stored = fake.get('secrets', NAMESPACE, SECRET) as unknown as { data: Record<string, string> };
+    expect(Buffer.from(stored.data['tls.crt'] ?? '', 'base64').toString()).toBe(served);
+    expect(stored.data['ca.crt']).toBe(before.data['ca.crt']);
+    expect(stored.data['ca-bundle.crt']).toBe(before.data['ca-bundle.crt']);
   });
 
   it('refuses a directory that holds a CA of its own, naming it', async () => {

@@ -1,6 +1,7 @@
 import type { Logger } from 'pino';
 import { Counter, Gauge, type Registry } from 'prom-client';
 import { watchForChanges } from './change-trigger.ts';
+import { GUARD_FIELD_MANAGER, handedBack, type ManagedFieldsEntry } from './field-ownership.ts';
 import { type KubeConnection, kubeFetch } from './kube-http.ts';
 import {
   CONFIGURATION_RESOURCES,
@@ -229,17 +230,13 @@ export class WebhookReconciler {
     }
     const restored = this.#o.restore ? restoredConfiguration(want, actual, caBundle) : withCaBundle(actual, caBundle);
     try {
-      const res = await kubeFetch(this.#o.connection, path, {
-        method: 'PUT',
-        headers: { 'content-type': 'application/json' },
-        // resourceVersion from the read: a change in between is a 409, and the next round looks again.
-        body: JSON.stringify(restored),
-        signal: AbortSignal.timeout(10_000),
-      });
+      // resourceVersion from the read: a change in between is a 409, and the next round looks again.
+      const res = await this.#put(path, restored);
+      const body = (await res.json().catch(() => undefined)) as ({ message?: string } & Partial<WebhookConfiguration>) | undefined;
       if (res.status !== 200) {
-        const body = (await res.json().catch(() => undefined)) as { message?: string } | undefined;
         return fail(reasonOf(res.status), `PUT ${path}: HTTP ${res.status}${permissionHint(res.status, 'update', CONFIGURATION_RESOURCES[kind], name)}: ${body?.message ?? ''}`);
       }
+      if (this.#o.restore && !drift.every((d) => d.endsWith('.caBundle')) && isConfiguration(body)) await this.#handBack(path, body, caBundle !== undefined);
     } catch (err) {
       return fail('unreachable', `PUT ${path}: ${err instanceof Error ? err.message : String(err)}`);
     }
@@ -253,6 +250,33 @@ export class WebhookReconciler {
     m.restores.inc(label);
     this.#o.logger.warn({ configuration: kind, name, drift }, `the ${kind} ${name} was changed behind the guard: restored as declared`);
     return { kind, name, state: 'restored', drift };
+  }
+
+  #put(path: string, body: WebhookConfiguration): Promise<Response> {
+    return kubeFetch(this.#o.connection, `${path}?fieldManager=${GUARD_FIELD_MANAGER}`, {
+      method: 'PUT',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(body),
+      signal: AbortSignal.timeout(10_000),
+    });
+  }
+
+  /**
+   * Gives the fields a restore put back to the chart's apply manager (see
+   * field-ownership.ts), so that the next `helm upgrade` changes them without a conflict.
+   * A failure only costs that: logged, and the configuration stays as restored.
+   */
+  async #handBack(path: string, written: WebhookConfiguration, keepCaBundle: boolean): Promise<void> {
+    const entries = written.metadata.managedFields;
+    const next = Array.isArray(entries) ? handedBack(entries as ManagedFieldsEntry[], { keepCaBundle }) : undefined;
+    if (next === undefined) return;
+    const res = await this.#put(path, { ...written, metadata: { ...written.metadata, managedFields: next } });
+    if (res.status === 200) return;
+    const body = (await res.json().catch(() => undefined)) as { message?: string } | undefined;
+    this.#o.logger.warn(
+      { path, status: res.status },
+      `could not hand the restored fields back to the chart's field manager (a helm upgrade may report a conflict on them): ${body?.message ?? ''}`,
+    );
   }
 
   #logOnce(key: string, state: string, log: () => void): void {

@@ -55,10 +55,12 @@ export function planRotation(material: SecretMaterial, facts: RotationFacts): Ro
   if (bundle.length > 1 && facts.everyReplicaServesCurrent && leaf.verify(ca.publicKey)) return { step: 'retire-old-ca' };
   if (!leaf.verify(ca.publicKey)) return { step: 'reissue', reason: 'the serving certificate is not signed by the CA' };
   if (leaf.validToDate.getTime() <= renewAt) return { step: 'reissue', reason: `the serving certificate expires at ${leaf.validToDate.toISOString()}` };
-  const missing = [
-    ...facts.dnsNames.filter((n) => leaf.checkHost(n, { subject: 'never' }) === undefined),
-    ...facts.ipAddresses.filter((ip) => leaf.checkIP(ip) === undefined),
-  ];
+  const missing = uncoveredNames(leaf, facts.dnsNames, facts.ipAddresses);
   if (missing.length > 0) return { step: 'reissue', reason: `the serving certificate does not cover ${missing.join(', ')}` };
   return { step: 'none' };
+}
+
+/** The names and addresses a serving certificate does not cover. */
+export function uncoveredNames(leaf: X509Certificate, dnsNames: readonly string[], ipAddresses: readonly string[]): string[] {
+  return [...dnsNames.filter((n) => leaf.checkHost(n, { subject: 'never' }) === undefined), ...ipAddresses.filter((ip) => leaf.checkIP(ip) === undefined)];
 }

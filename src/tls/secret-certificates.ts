@@ -5,7 +5,7 @@ import type { Clock } from '../clock.ts';
 import { type KubeConnection, kubeFetch } from '../cluster/kube-http.ts';
 import { certificatePaths, writeAtomically } from './certificate-store.ts';
 import { generateCertificateAuthority, generateServingCertificate } from './certificates.ts';
-import { bundleCertificates, planRotation, type RotationStep, type SecretMaterial } from './rotation-plan.ts';
+import { bundleCertificates, planRotation, type RotationStep, type SecretMaterial, uncoveredNames } from './rotation-plan.ts';
 
 const DAY_MS = 86_400_000;
 /** The Secret's keys: a kubernetes.io/tls Secret's, plus the CA key and the bundle. */
@@ -75,8 +75,40 @@ export class SecretCertificates {
     }
     let secret = await this.#read();
     if (secret === undefined) secret = await this.#create();
-    this.#material = materialOf(secret);
+    this.#material = await this.#coveringNames(secret);
     await this.#writeFiles(true);
+  }
+
+  /**
+   * The Secret's material, its serving certificate re-issued first (compare-and-swap) when
+   * it does not cover this replica's names: the TLS layer refuses to serve a certificate
+   * that lacks a configured name, so waiting for the first tick would be a failed start
+   * (after `helm upgrade` added a name, for instance). Same CA, so every bundle that
+   * trusted the old certificate trusts the new one. Expiry is left to {@link tick}.
+   */
+  async #coveringNames(secret: SecretObject): Promise<SecretMaterial> {
+    const current = materialOf(secret);
+    const missing = uncoveredNames(new X509Certificate(current.cert), this.#o.dnsNames, this.#o.ipAddresses);
+    if (missing.length === 0) return current;
+    const step: RotationStep = { step: 'reissue', reason: `the serving certificate does not cover ${missing.join(', ')}` };
+    const next = await this.#apply(current, step);
+    if (await this.#update(secret, next)) {
+      this.#o.logger.info({ secret: this.#o.secretName, step: step.step, reason: step.reason }, 'rotated the self-managed certificates');
+      return next;
+    }
+    // Another replica wrote first: theirs is the one to serve.
+    const theirs = await this.#read();
+    return theirs === undefined ? current : materialOf(theirs);
+  }
+
+  #plan(current: SecretMaterial, everyReplicaServesCurrent: boolean): RotationStep {
+    return planRotation(current, {
+      now: this.#o.clock.now(),
+      renewBeforeMs: this.#o.renewBeforeDays * DAY_MS,
+      dnsNames: [...this.#o.dnsNames],
+      ipAddresses: [...this.#o.ipAddresses],
+      everyReplicaServesCurrent,
+    });
   }
 
   /** One round: rotate what needs it (compare-and-swap), then serve what the bundles trust. */
@@ -92,13 +124,7 @@ export class SecretCertificates {
     this.#material = current;
     const ca = new X509Certificate(current.caCert);
     const multi = bundleCertificates(current.bundle).length > 1;
-    const step = planRotation(current, {
-      now: this.#o.clock.now(),
-      renewBeforeMs: this.#o.renewBeforeDays * DAY_MS,
-      dnsNames: [...this.#o.dnsNames],
-      ipAddresses: [...this.#o.ipAddresses],
-      everyReplicaServesCurrent: multi ? await this.#o.everyReplicaServes(ca) : false,
-    });
+    const step = this.#plan(current, multi ? await this.#o.everyReplicaServes(ca) : false);
     if (step.step !== 'none') {
       const next = await this.#apply(current, step);
       const written = await this.#update(secret, next);

@@ -241,7 +241,9 @@ describe('helm template with the defaults', () => {
       { apiGroups: [''], resources: ['secrets'], resourceNames: ['rg-replica-guard-certs'], verbs: ['get', 'update'] },
     ]);
     expect(namespaced.find((r) => r.resources.includes('configmaps'))?.verbs).toEqual(['get', 'create', 'update']);
-    expect(namespaced.some((r) => r.resources.includes('events'))).toBe(true);
+    // Events go on the agent's objects, in the agents' namespaces.
+    expect(cluster.some((r) => r.resources.includes('events') && r.verbs.includes('create'))).toBe(true);
+    expect(namespaced.some((r) => r.resources.includes('events'))).toBe(false);
     expect(only(objects, 'Role').metadata.namespace).toBe('replica-guard');
   });
 

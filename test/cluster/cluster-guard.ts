@@ -98,9 +98,25 @@ export async function startClusterGuard(plane: ControlPlane, policies: string, c
       ...config,
     }),
   );
-  const process = await startGuardProcess(['--config', configPath, '--kubeconfig', plane.kubeconfigPath(GUARD)], 60_000);
+  return launchGuard(dir, configPath, plane.kubeconfigPath(GUARD));
+}
+
+/** How {@link launchGuard} runs a guard. */
+export interface LaunchOptions {
+  /** Wait for /readyz (default); false for a guard expected never to turn ready. */
+  readonly waitReady?: boolean;
+  /** The drain period of its configuration, cut short on stop by a second signal when set. */
+  readonly drains?: boolean;
+}
+
+/**
+ * Starts `node src/main.ts serve --config FILE --kubeconfig FILE` for a guard whose files
+ * are in `dir` (`policies/`, `certs/`); removes `dir` when stopped.
+ */
+export async function launchGuard(dir: string, configPath: string, kubeconfig: string, options: LaunchOptions = {}): Promise<ClusterGuard> {
+  const process = await startGuardProcess(['--config', configPath, '--kubeconfig', kubeconfig], 60_000);
   try {
-    await waitReady(process);
+    if (options.waitReady !== false) await waitReady(process);
   } catch (error) {
     await process.stop('SIGKILL');
     throw error;
@@ -110,15 +126,20 @@ export async function startClusterGuard(plane: ControlPlane, policies: string, c
     process,
     caPem,
     dir,
-    writePolicies: (yaml) => writeFile(join(policyDir, 'policies.yaml'), yaml),
+    writePolicies: (yaml) => writeFile(join(dir, 'policies', 'policies.yaml'), yaml),
     async stop() {
-      await process.stop('SIGTERM');
+      const exited = process.stop('SIGTERM');
+      // A second signal cuts the drain short.
+      const second = options.drains === true ? setTimeout(() => process.child.kill('SIGTERM'), 300) : undefined;
+      await exited;
+      clearTimeout(second);
       await rm(dir, { recursive: true, force: true });
     },
   };
 }
 
-async function waitReady(guard: GuardProcess, timeoutMs = 60_000): Promise<void> {
+/** Waits until the guard's /readyz answers 200, failing with its last log lines. */
+export async function waitReady(guard: GuardProcess, timeoutMs = 60_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
     if ((await httpGet(`${guard.opsUrl}/readyz`).catch(() => ({ status: 0 }))).status === 200) return;

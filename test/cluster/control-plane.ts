@@ -1,5 +1,5 @@
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
-import { generateKeyPair } from 'node:crypto';
+import { createHash, generateKeyPair } from 'node:crypto';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -55,7 +55,8 @@ export interface ApiCall {
   readonly contentType?: string;
 }
 
-async function freePort(): Promise<number> {
+/** A loopback port free now (for a server whose address must be known before it starts). */
+export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = createServer();
     server.once('error', reject);
@@ -183,9 +184,25 @@ export class ControlPlane {
     return plane;
   }
 
-  /** The kubeconfig file of an identity (written at start for every known identity). */
+  /** The kubeconfig file of an identity (written at start for every known identity, by {@link writeKubeconfig} for others). */
   kubeconfigPath(identity: Identity): string {
-    return join(this.dir, `${identity.token}.kubeconfig`);
+    // Named by a hash: a TokenRequest token is longer than a file name may be.
+    return join(this.dir, `${createHash('sha256').update(identity.token).digest('hex').slice(0, 16)}.kubeconfig`);
+  }
+
+  /** Writes the kubeconfig of an identity the API server did not know at start (a minted token); returns its path. */
+  async writeKubeconfig(identity: Identity): Promise<string> {
+    const path = this.kubeconfigPath(identity);
+    await writeFile(path, kubeconfig(this.url, this.caPem, identity));
+    return path;
+  }
+
+  /** A token of a ServiceAccount through TokenRequest (as the kubelet mounts one), as an identity. */
+  async serviceAccountToken(namespace: string, name: string, expirationSeconds = 3600): Promise<Identity> {
+    const request = await this.must<{ status: { token: string } }>(ADMIN, `/api/v1/namespaces/${namespace}/serviceaccounts/${name}/token`, {
+      body: { apiVersion: 'authentication.k8s.io/v1', kind: 'TokenRequest', spec: { expirationSeconds } },
+    });
+    return { ...serviceAccountIdentity(namespace, name), token: request.status.token };
   }
 
   private async startEtcd(): Promise<void> {

@@ -189,3 +189,50 @@ export async function grantAgentsWorkloadAccess(plane: ControlPlane, namespaces:
     },
   });
 }
+
+/** One answer of a write stream: the status, and the API server's message when refused. */
+export interface StreamAnswer {
+  readonly status: number;
+  readonly message: string;
+}
+
+/** A running stream of scale writes. */
+export interface WriteStream {
+  /** Every answer so far, in arrival order. */
+  readonly answers: readonly StreamAnswer[];
+  /** Stops the writers; resolves once each has its last answer. */
+  stop(): Promise<readonly StreamAnswer[]>;
+}
+
+/**
+ * `writers` loops of `identity` scaling a Deployment between 1 and 2 replicas through its
+ * scale subresource, each waiting for its answer before the next write.
+ */
+export function startScaleStream(plane: ControlPlane, identity: Identity, namespace: string, name: string, writers = 4): WriteStream {
+  const answers: StreamAnswer[] = [];
+  let streaming = true;
+  const writer = async (offset: number) => {
+    for (let i = offset; streaming; i++) {
+      const answer = await plane.api(identity, `${pathOf('deployments', namespace, name)}/scale`, {
+        method: 'PATCH',
+        body: { spec: { replicas: 1 + (i % 2) } },
+        contentType: 'application/merge-patch+json',
+      });
+      answers.push({ status: answer.status, message: answer.status === 200 ? '' : refusal(answer) });
+    }
+  };
+  const running = Array.from({ length: writers }, (_, i) => writer(i));
+  return {
+    answers,
+    async stop() {
+      streaming = false;
+      await Promise.all(running);
+      return answers;
+    },
+  };
+}
+
+/** The answers that are neither stored nor a webhook's clean denial (a failed call, a timeout, an error). */
+export function failedWrites(answers: readonly StreamAnswer[]): StreamAnswer[] {
+  return answers.filter((a) => !(a.status === 200 || (a.status === 403 && /denied the request/.test(a.message))));
+}

@@ -67,7 +67,15 @@ export function toolBuilds(): readonly ToolBuild[] {
     kubectl: 'k8s.io/kubernetes/cmd/kubectl',
     etcd: './etcd',
   };
-  const kubeLdflags = '-s -w';
+  // A module build leaves the version at v0.0.0-master: the API server would report it in
+  // /version, and helm would refuse the chart's kubeVersion. Releases set it so.
+  const [major, minor] = kubernetes.replace(/^v/, '').split('.');
+  const kubeLdflags = ['-s -w', ...['k8s.io/component-base/version', 'k8s.io/client-go/pkg/version'].flatMap((pkg) => [
+    `-X ${pkg}.gitVersion=${kubernetes}`,
+    `-X ${pkg}.gitMajor=${major}`,
+    `-X ${pkg}.gitMinor=${minor}`,
+    `-X ${pkg}.gitTreeState=clean`,
+  ])].join(' ');
   const helmBinaries = { helm: 'helm.sh/helm/v4/cmd/helm' };
   // A module build leaves helm's version at its major.minor default; releases set it so.
   const helmLdflags = `-s -w -X helm.sh/helm/v4/internal/version.version=${helm}`;
