@@ -71,5 +71,14 @@ describe('certificates managed outside the guard (webhook.caBundle, as with cert
     await expect.poll(caBundles, { timeout: 15_000 }).toEqual([declared, declared]);
     expect(await metricValue(guard, 'replica_guard_webhook_configuration_restores_total', { configuration: 'validating' })).toBe(1);
     expect(guard.process.lines.filter((l) => /\b403\b|forbidden/i.test(JSON.stringify(l)))).toEqual([]);
+
+    // The guard handed the caBundle it put back to the chart's manager: a helm upgrade
+    // with a new CA (server-side apply) goes through without a conflict.
+    const next = join(dir, 'next-certs');
+    await promisify(execFile)(process.execPath, ['bin/replica-guard.mjs', 'certs', 'create', '--dir', next], { cwd: PROJECT_ROOT });
+    const upgrade = await helmRelease(plane, 'upgrade', [...(await urlModeValues(dir, port)), '--set-file', `webhook.caBundle=${join(next, 'ca.crt')}`]);
+    expect(upgrade.code, upgrade.stderr).toBe(0);
+    const nextBundle = Buffer.from(await readFile(join(next, 'ca.crt'), 'utf8')).toString('base64');
+    expect(await caBundles()).toEqual([nextBundle, nextBundle]);
   });
 });
