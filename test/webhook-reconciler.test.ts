@@ -3,7 +3,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createReconcilerMetrics, WebhookReconciler } from '../src/cluster/webhook-reconciler.ts';
 import { FakeApiServer, type KubeObject } from './fake-apiserver/fake-apiserver.ts';
 import { capturingLogger, parseExposition, sampleValue, waitFor } from './helpers/telemetry.ts';
-import { desiredConfigMap, GUARD_RESOURCES, NAME, NAMESPACE, servedConfigurations } from './helpers/webhook-configurations.ts';
+import { declaredConfigurations, desiredConfigMap, GUARD_RESOURCES, NAME, NAMESPACE, servedConfigurations } from './helpers/webhook-configurations.ts';
 
 const VALIDATING = 'validatingwebhookconfigurations';
 const MUTATING = 'mutatingwebhookconfigurations';
@@ -130,6 +130,28 @@ describe('the webhook configuration reconciler', () => {
     });
     expect((await reconciler().reconcile()).map((o) => o.state)).toEqual(['in-sync', 'in-sync']);
     expect(served(VALIDATING).webhooks[0]?.clientConfig.caBundle).toBe(Buffer.from('injected by cert-manager').toString('base64'));
+  });
+
+  it('puts back a declared caBundle (certificates managed elsewhere) changed by hand, and counts it as a restore', async () => {
+    const declared = Buffer.from('the CA of webhook.caBundle').toString('base64');
+    const configurations = declaredConfigurations().map((c) => ({
+      ...c,
+      webhooks: (c.webhooks as Served['webhooks']).map((w) => ({ ...w, clientConfig: { ...w.clientConfig, caBundle: declared } })),
+    }));
+    fake.put('configmaps', desiredConfigMap(configurations));
+    for (const resource of [MUTATING, VALIDATING]) {
+      edit(resource, (c) => {
+        for (const w of c.webhooks) w.clientConfig.caBundle = declared;
+      });
+    }
+    expect((await reconciler().reconcile()).map((o) => o.state)).toEqual(['in-sync', 'in-sync']);
+    edit(VALIDATING, (c) => {
+      const [w] = c.webhooks;
+      if (w) w.clientConfig.caBundle = Buffer.from('a CA of someone else').toString('base64');
+    });
+    expect((await reconciler().reconcile())[1]).toMatchObject({ state: 'restored', drift: ['webhooks[validate.replica-guard.io].clientConfig.caBundle'] });
+    expect(served(VALIDATING).webhooks[0]?.clientConfig.caBundle).toBe(declared);
+    expect(await metric('replica_guard_webhook_configuration_restores_total', { configuration: 'validating' })).toBe(1);
   });
 
   it('with restoring off, keeps only the caBundle', async () => {

@@ -228,6 +228,9 @@ export class WebhookReconciler {
       this.#logOnce(kind, 'in-sync', () => this.#o.logger.info({ configuration: kind, name }, `the ${kind} ${name} is as declared`));
       return { kind, name, state: 'in-sync' };
     }
+    // Only the caBundle, and the guard's own (first start, a rotation): not a change behind
+    // its back. A declared caBundle (certificates managed elsewhere) put back is a restore.
+    const ownBundle = caBundle !== undefined && drift.every((d) => d.endsWith('.caBundle'));
     const restored = this.#o.restore ? restoredConfiguration(want, actual, caBundle) : withCaBundle(actual, caBundle);
     try {
       // resourceVersion from the read: a change in between is a 409, and the next round looks again.
@@ -236,14 +239,13 @@ export class WebhookReconciler {
       if (res.status !== 200) {
         return fail(reasonOf(res.status), `PUT ${path}: HTTP ${res.status}${permissionHint(res.status, 'update', CONFIGURATION_RESOURCES[kind], name)}: ${body?.message ?? ''}`);
       }
-      if (this.#o.restore && !drift.every((d) => d.endsWith('.caBundle')) && isConfiguration(body)) await this.#handBack(path, body, caBundle !== undefined);
+      if (this.#o.restore && !ownBundle && isConfiguration(body)) await this.#handBack(path, body, caBundle !== undefined);
     } catch (err) {
       return fail('unreachable', `PUT ${path}: ${err instanceof Error ? err.message : String(err)}`);
     }
     m.inSync.set(label, 1);
     this.#lastLogged.set(kind, 'in-sync');
-    if (drift.every((d) => d.endsWith('.caBundle'))) {
-      // The guard's own certificates moved (first start, a rotation): not a change behind its back.
+    if (ownBundle) {
       this.#o.logger.info({ configuration: kind, name }, `set the caBundle of the ${kind} ${name}`);
       return { kind, name, state: 'ca-bundle', drift };
     }

@@ -1,4 +1,4 @@
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { cp, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import YAML from 'yaml';
@@ -75,6 +75,8 @@ export interface ChartGuardOptions {
   readonly waitReady?: boolean;
   /** The address the webhook listens on and its certificate covers; 127.0.0.1 by default. */
   readonly host?: string;
+  /** A certificate directory to serve (copied into the guard's TLS directory), as `replica-guard certs create` makes one. */
+  readonly certs?: string;
 }
 
 /**
@@ -93,6 +95,7 @@ export async function startChartGuard(plane: ControlPlane, identity: Identity, o
   const policyDir = join(dir, 'policies');
   await mkdir(policyDir);
   for (const [file, text] of Object.entries(policyFiles)) await writeFile(join(policyDir, file), text);
+  if (options.certs !== undefined) await cp(options.certs, join(dir, 'certs'), { recursive: true });
   const config = {
     ...chartConfig,
     webhook: { ...chartConfig.webhook, host: options.host ?? '127.0.0.1', port: options.webhookPort },
