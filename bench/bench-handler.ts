@@ -1,4 +1,4 @@
-import { pino } from 'pino';
+import { type Logger, pino } from 'pino';
 import { Registry } from 'prom-client';
 import { placeholderNodes } from '../src/admission/node-eligibility.ts';
 import { createReviewHandler, type ReviewHandler } from '../src/admission/review-handler.ts';
@@ -20,6 +20,8 @@ export interface BenchHandlerOptions {
   readonly ledger?: InMemoryLedger | undefined;
   /** The embedded view, made by the caller to read its size. */
   readonly view?: InMemoryClusterView | undefined;
+  /** The logger (default: pino at warn, so that no audit line is written). */
+  readonly logger?: Logger | undefined;
 }
 
 /**
@@ -39,7 +41,7 @@ export function benchHandler(options: BenchHandlerOptions = {}): ReviewHandler {
     loadSource: new StaticLoadSource(),
     ledger: options.ledger ?? benchLedger(),
     clock: systemClock,
-    logger: pino({ level: 'warn' }),
+    logger: options.logger ?? pino({ level: 'warn' }),
     metrics: createMetrics(new Registry()),
     scaleResources: [],
     deadlineMarginMs: 2_000,
