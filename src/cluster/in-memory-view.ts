@@ -6,7 +6,7 @@ import { WorkloadIndex } from './workload-index.ts';
 
 /**
  * Workloads the embedded view keeps by default: far above what one process without a
- * cluster sees, so that normal use never forgets one (about 1.4 KiB each, see BENCHMARKS.md).
+ * cluster sees, so that normal use never forgets one (about 1.3 KiB each, see BENCHMARKS.md).
  */
 export const DEFAULT_MAX_WORKLOADS = 50_000;
 
