@@ -16,6 +16,8 @@ export interface CpuSnapshot {
 export interface CpuUsage {
   readonly machineCores: number;
   readonly processCores: Readonly<Record<string, number>>;
+  /** CPU time (user + system) each watched process used over the interval, in seconds, unrounded. */
+  readonly processSeconds: Readonly<Record<string, number>>;
   /** Everything the watched processes did not use: other work on the machine (tests, builds). */
   readonly foreignCores: number;
 }
@@ -49,12 +51,14 @@ export function cpuUsage(before: CpuSnapshot, after: CpuSnapshot): CpuUsage {
   const seconds = Math.max((after.at - before.at) / 1000, 1e-3);
   const cores = (ticks: number) => Math.round((100 * ticks) / TICKS_PER_SECOND / seconds) / 100;
   const processCores: Record<string, number> = {};
+  const processSeconds: Record<string, number> = {};
   let ours = 0;
   for (const [name, ticks] of Object.entries(after.processes)) {
     const used = ticks - (before.processes[name] ?? ticks);
     ours += used;
     processCores[name] = cores(used);
+    processSeconds[name] = used / TICKS_PER_SECOND;
   }
   const machine = after.machineBusy - before.machineBusy;
-  return { machineCores: cores(machine), processCores, foreignCores: cores(Math.max(0, machine - ours)) };
+  return { machineCores: cores(machine), processCores, processSeconds, foreignCores: cores(Math.max(0, machine - ours)) };
 }

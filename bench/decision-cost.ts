@@ -4,8 +4,14 @@
 // beyond JSON.parse, per stream, so that the decision's share of a webhook round trip can
 // be told from the machine's. Not a test; single-threaded; about half a minute.
 //
-//   node bench/decision-cost.ts [--stream NAME]... [--chunks N]
+//   node bench/decision-cost.ts [--stream NAME]... [--chunks N] [--audit sync|async]
+//
+// --audit: at logLevel info, so that every agent decision writes its audit line, to
+// stdout through pino's synchronous destination or its asynchronous one (as `serve`
+// does); run with stdout sent to /dev/null or a pipe (the report goes to stderr then).
+// Without it: logLevel warn, no audit line.
 import { parseArgs } from 'node:util';
+import { pino } from 'pino';
 import type { ReviewHandler } from '../src/admission/review-handler.ts';
 import { benchHandler } from './bench-handler.ts';
 import { median } from './stats.ts';
@@ -15,15 +21,22 @@ const CHUNK = 10_000;
 const WARM_UP = 5_000;
 
 const { values } = parseArgs({
-  options: { stream: { type: 'string', multiple: true }, chunks: { type: 'string', default: '6' } },
+  options: { stream: { type: 'string', multiple: true }, chunks: { type: 'string', default: '6' }, audit: { type: 'string' } },
 });
+if (values.audit !== undefined && values.audit !== 'sync' && values.audit !== 'async') throw new Error('--audit is sync or async');
+const audit = values.audit;
+// With audit lines on stdout, the report goes to stderr.
+const report = audit === undefined ? process.stdout : process.stderr;
 const streams = (values.stream ?? ALL_STREAM_NAMES.filter((s) => s !== 'agent-creates-distinct')).map((s) => {
   if (!isStreamName(s)) throw new Error(`unknown stream ${s}; one of ${ALL_STREAM_NAMES.join(', ')}`);
   return s;
 });
 const chunks = Math.max(1, Number(values.chunks));
 
-const handler = (): ReviewHandler => benchHandler();
+const handler = (): ReviewHandler =>
+  benchHandler({
+    logger: audit === undefined ? undefined : pino({ level: 'info' }, pino.destination({ dest: 1, sync: audit === 'sync' })),
+  });
 
 interface StreamCost {
   readonly stream: StreamName;
@@ -71,6 +84,6 @@ for (const stream of streams) {
   );
   process.stderr.write(`[decision-cost] ${stream} done\n`);
 }
-process.stdout.write(
-  `Review handler cost in process (Node ${process.version}), median of ${chunks} chunks of ${CHUNK} reviews after ${WARM_UP} warm-up:\n\n${rows.join('\n')}\n`,
+report.write(
+  `Review handler cost in process (Node ${process.version}${audit === undefined ? '' : `, audit lines through pino's ${audit} destination`}), median of ${chunks} chunks of ${CHUNK} reviews after ${WARM_UP} warm-up:\n\n${rows.join('\n')}\n`,
 );

@@ -40,7 +40,7 @@ async function seedLines(dir: string): Promise<string[]> {
     logger: pino({ level: 'warn' }),
     metrics: createRecorderMetrics(new Registry()),
   });
-  const handle = benchHandler(recorder);
+  const handle = benchHandler({ recorder });
   const allowed = bodyFactory('agent-allowed');
   const denied = bodyFactory('agent-denied');
   for (let i = 0; i < SEED; i++) await handle('validate', JSON.parse(i % 3 === 0 ? denied() : allowed()), '10s');

@@ -1,6 +1,6 @@
 // `npm run bench`: /validate over real TLS on loopback, the guard side by side with a bare
 // Node HTTPS server (the ceiling for this stack), three request streams, then p99 at a
-// fixed rate. Not a test. See BENCHMARKS.md.
+// fixed rate, with each server's CPU time per review. Not a test. See BENCHMARKS.md.
 //
 //   npm run bench                  full run: 5 s warm-up, 3 × 30 s per stream and server
 //   BENCH_QUICK=1 npm run bench    1 s warm-up, 3 × 5 s (or: npm run bench -- --quick)
@@ -507,8 +507,8 @@ async function throughput(ws: Workspace, gen: Generator, bare: Guard, ca: string
       warnAbout(`${stream} bare run ${i}`, b);
       bareRuns.push(b);
       log(
-        `${stream} run ${i}/${RUNS}: guard ${fmtRate(g.requestsPerSec)} req/s (p99 ${fmt(g.latencyMs.p99)} ms, ${g.cpu.processCores.server} cores), ` +
-          `bare ${fmtRate(b.requestsPerSec)} req/s (p99 ${fmt(b.latencyMs.p99)} ms, ${b.cpu.processCores.server} cores)`,
+        `${stream} run ${i}/${RUNS}: guard ${fmtRate(g.requestsPerSec)} req/s (p99 ${fmt(g.latencyMs.p99)} ms, ${g.cpu.processCores.server} cores, ${fmt(cpuPerReviewUs(g), 0)} µs CPU/review), ` +
+          `bare ${fmtRate(b.requestsPerSec)} req/s (p99 ${fmt(b.latencyMs.p99)} ms, ${b.cpu.processCores.server} cores, ${fmt(cpuPerReviewUs(b), 0)} µs CPU/review)`,
       );
     }
     const gf = figures(guardRuns);
@@ -698,11 +698,46 @@ function cpuTable(results: readonly StreamResult[]): string {
   return lines.join('\n');
 }
 
+/**
+ * The guard's CPU time per review at most this multiple of the bare server's (same stream,
+ * same run): a figure that does not depend on how the generator shares the cores.
+ */
+const CPU_PER_REVIEW_TARGETS: Partial<Record<StreamName, number>> = {
+  'non-agent': 1.1,
+  'agent-denied': 1.6,
+  'agent-allowed': 1.6,
+};
+
+/** µs of the server process's CPU (user + system) per review it answered in one run. */
+function cpuPerReviewUs(run: Measured): number {
+  return ((run.cpu.processSeconds.server ?? 0) * 1e6) / Math.max(1, answered(run));
+}
+
+function cpuPerReviewTable(results: readonly StreamResult[]): string {
+  const lines = [
+    '| Stream | Guard CPU per review (µs) | Bare CPU per review (µs) | Guard / bare | Target | Met |',
+    '|---|---:|---:|---:|---:|:-:|',
+  ];
+  for (const r of results) {
+    const guard = median(r.guardRuns.map(cpuPerReviewUs));
+    const bare = median(r.bareRuns.map(cpuPerReviewUs));
+    const ratio = guard / bare;
+    const target = CPU_PER_REVIEW_TARGETS[r.stream];
+    lines.push(
+      `| ${r.stream} | ${fmt(guard, 0)} | ${fmt(bare, 0)} | ${fmt(ratio)} | ${target === undefined ? '–' : `≤ ${target}`} | ${target === undefined ? '–' : ratio <= target ? 'yes' : 'no'} |`,
+    );
+  }
+  return lines.join('\n');
+}
+
 function infoTable(results: readonly InfoResult[]): string {
-  const lines = ['| Stream | logLevel | req/s | p50 (ms) | p99 (ms) | Guard CPU (cores) |', '|---|---|---:|---:|---:|---:|'];
+  const lines = [
+    '| Stream | logLevel | req/s | p50 (ms) | p99 (ms) | Guard CPU (cores) | Guard CPU per review (µs) |',
+    '|---|---|---:|---:|---:|---:|---:|',
+  ];
   for (const r of results) {
     const row = (label: string, x: Measured) =>
-      `| ${r.stream} | ${label} | ${fmtRate(x.requestsPerSec)} | ${fmt(x.latencyMs.p50)} | ${fmt(x.latencyMs.p99)} | ${fmt(x.cpu.processCores.server ?? 0)} |`;
+      `| ${r.stream} | ${label} | ${fmtRate(x.requestsPerSec)} | ${fmt(x.latencyMs.p50)} | ${fmt(x.latencyMs.p99)} | ${fmt(x.cpu.processCores.server ?? 0)} | ${fmt(cpuPerReviewUs(x), 0)} |`;
     if (r.warnFirstRun) lines.push(row('warn (run 1 of the throughput table)', r.warnFirstRun));
     lines.push(row('info, stdout → /dev/null', r.info));
   }
@@ -765,6 +800,10 @@ async function benchmark(c: Context): Promise<void> {
       'CPU used during the runs (median of the runs; 2 cores in all):',
       '',
       cpuTable(results),
+      '',
+      "CPU time per review: each server process's CPU time (user + system, from /proc) over a run divided by the reviews it answered in it, median of the runs:",
+      '',
+      cpuPerReviewTable(results),
       '',
       `### p99 at a fixed ${FIXED_RATE} reviews/s (${CONNECTIONS} connections, ${s.runSec} s after ${s.warmupSec} s warm-up; pacing autocannon = overallRate ${FIXED_RATE}, even = one request every ${1000 / FIXED_RATE} ms)`,
       '',

@@ -158,19 +158,28 @@ export function bodyFactory(stream: StreamName): () => string {
     counter++;
     const n = definition.namePool === undefined ? counter : counter % definition.namePool;
     const name = `bench-${prefix}-${n.toString(36)}`;
-    const values: Record<Slot, string> = {
-      'REQUEST-UID': randomUUID(),
-      'OBJECT-UID': randomUUID(),
-      NAME: name,
-      AGENT: name,
-    };
-    let body = template.parts[0] ?? '';
-    for (let i = 0; i < template.slots.length; i++) {
-      const slot = template.slots[i];
-      if (slot) body += values[slot] + (template.parts[i + 1] ?? '');
-    }
-    return body;
+    return fill(template, { 'REQUEST-UID': randomUUID(), 'OBJECT-UID': randomUUID(), NAME: name, AGENT: name });
   };
+}
+
+/**
+ * Makes review bodies of a fresh-agent stream for a given agent (service account name)
+ * and workload name, each with a fresh request uid and object uid.
+ */
+export function agentBodyFactory(stream: StreamName): (agent: string, name: string) => string {
+  const definition = STREAMS[stream];
+  if (!definition.freshAgent) throw new Error(`${stream} does not name its agent per request`);
+  const template = templateOf(definition);
+  return (agent, name) => fill(template, { 'REQUEST-UID': randomUUID(), 'OBJECT-UID': randomUUID(), NAME: name, AGENT: agent });
+}
+
+function fill(template: BodyTemplate, values: Record<Slot, string>): string {
+  let body = template.parts[0] ?? '';
+  for (let i = 0; i < template.slots.length; i++) {
+    const slot = template.slots[i];
+    if (slot) body += values[slot] + (template.parts[i + 1] ?? '');
+  }
+  return body;
 }
 
 export function isStreamName(value: string): value is StreamName {

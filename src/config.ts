@@ -1,5 +1,7 @@
 import { z } from 'zod';
 import { BUILT_IN_KINDS } from './admission/workload-kinds.ts';
+import { DEFAULT_MAX_AGENTS } from './cluster/in-memory-ledger.ts';
+import { DEFAULT_MAX_WORKLOADS } from './cluster/in-memory-view.ts';
 import { MAX_METRICS_WINDOW_MS } from './core/ledger-state.ts';
 import { NORMALISATIONS, riskDefaults, type RiskSettings } from './core/risk.ts';
 import { riskMetricsDefaults } from './telemetry/risk-metrics.ts';
@@ -83,6 +85,11 @@ export const configSchema = z.strictObject({
       nodeCount: z.number().int().min(0).default(3),
       /** Or the nodes themselves, with labels, to judge DaemonSet node selectors. */
       nodes: z.array(z.strictObject({ name: z.string(), labels: z.record(z.string(), z.string()).default({}) })).optional(),
+      /**
+       * Workloads the view built from admitted requests keeps, the least recently written
+       * out: a forgotten workload no longer counts in its agent's family.
+       */
+      maxWorkloads: z.number().int().min(1).default(DEFAULT_MAX_WORKLOADS),
     })
     .prefault({}),
   deadline: z
@@ -165,7 +172,16 @@ export const configSchema = z.strictObject({
        * shorter, so that a retry within the metrics window is never counted twice.
        */
       window: durationMs.default(3_600_000),
-      maxEpisodes: z.number().int().min(1).default(100_000),
+      /**
+       * Full episode records kept in process memory for inspection; 0 (the default): none.
+       * Nothing decides from them: the shared state keeps episode keys and risk buckets.
+       */
+      maxEpisodes: z.number().int().min(0).default(0),
+      /**
+       * The embedded default's in-memory ledger keeps at most this many agents' states, the
+       * least recently used out (its rate window and episode keys then restart).
+       */
+      maxAgents: z.number().int().min(1).default(DEFAULT_MAX_AGENTS),
       /** Compare-and-swap attempts of one shared-ledger round before the growth is denied. */
       maxAttempts: z.number().int().min(1).max(50).default(6),
     })

@@ -198,8 +198,16 @@ export async function assembleGuard(config: GuardConfig, deps: GuardDeps): Promi
     }));
     kubeView.start();
   } else {
-    view = new InMemoryClusterView(config.facts.nodes ?? placeholderNodes(config.facts.nodeCount));
-    ledger = new InMemoryLedger({ ...ledgerLimits, maxEpisodes: config.ledger.maxEpisodes, metrics: createLedgerMetrics(registry) });
+    view = new InMemoryClusterView(config.facts.nodes ?? placeholderNodes(config.facts.nodeCount), {
+      maxWorkloads: config.facts.maxWorkloads,
+      onEvict: () => metrics.viewEvictions.inc(),
+    });
+    ledger = new InMemoryLedger({
+      ...ledgerLimits,
+      maxEpisodes: config.ledger.maxEpisodes,
+      maxAgents: config.ledger.maxAgents,
+      metrics: createLedgerMetrics(registry),
+    });
   }
 
   const loadSource = new PolicyLoadSource({ prometheus, metricsApi, hpa, ...loadReporting });

@@ -87,7 +87,19 @@ export async function runServe(argv: readonly string[]): Promise<number | undefi
 }
 
 async function serve(config: GuardConfig): Promise<number | undefined> {
-  const logger = pino(loggerOptions(config.logLevel));
+  // Asynchronous: a decision never waits for stdout (a pipe to a slow log shipper would
+  // otherwise stall every review). Lines queue in memory while a write is in flight, and
+  // every exit path below flushes them; `exit` covers a process.exit from anywhere else.
+  const destination = pino.destination({ dest: 1, sync: false });
+  const logger = pino(loggerOptions(config.logLevel), destination);
+  const flush = () => {
+    try {
+      destination.flushSync();
+    } catch {
+      // stdout is gone (a closed pipe): nothing left to write to.
+    }
+  };
+  process.once('exit', flush);
   let guard;
   let cluster: KubeConnection | undefined;
   try {
@@ -106,6 +118,7 @@ async function serve(config: GuardConfig): Promise<number | undefined> {
     logger.fatal({ err }, 'replica-guard failed to start');
     await guard?.close().catch(() => undefined);
     cluster?.close?.();
+    flush();
     return 1;
   }
   const running = guard;
@@ -124,7 +137,7 @@ async function serve(config: GuardConfig): Promise<number | undefined> {
   });
   logger.info('stopped');
   cluster?.close?.();
-  logger.flush();
+  flush();
   return 0;
 }
 

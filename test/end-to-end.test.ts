@@ -123,6 +123,30 @@ describe('replica-guard as a process, over real TLS', () => {
     }
   });
 
+  it('writes every audit line to stdout before it exits on SIGTERM, though its log writes are asynchronous', async () => {
+    guard = await startGuardProcess(['--config', config]);
+    const ca = await readFile(join(certs, 'ca.crt'), 'utf8');
+    const agent = new Agent({ keepAlive: true, maxSockets: 8, ca });
+    const uids = Array.from({ length: 300 }, (_, i) => `final-lines-${i}`);
+    try {
+      const answers = await Promise.all(
+        uids.map((uid) => {
+          const body = review('deployment-scale-agent-10');
+          body.request.uid = uid;
+          return httpsPost(`${guard?.webhookUrl ?? ''}/validate`, body, { ca, agent });
+        }),
+      );
+      expect(answers.map((a) => a.status)).toEqual(uids.map(() => 200));
+    } finally {
+      agent.destroy();
+    }
+    // Stopped at once: the last decisions' lines may still be queued for stdout.
+    expect(await guard.stop('SIGTERM')).toBe(0);
+    const audited = guard.lines.filter((l) => l.msg === 'decision').map((l) => (l.audit as { uid?: unknown } | undefined)?.uid);
+    expect(new Set(audited)).toEqual(new Set(uids));
+    expect(guard.lines.at(-1)?.msg).toBe('stopped');
+  });
+
   it('picks up a changed policy file without a restart', async () => {
     const file = join(policyDir, 'agents.yaml');
     await writeFile(file, capPolicy(4));

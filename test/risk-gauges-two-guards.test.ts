@@ -36,7 +36,8 @@ const CLAMP4 = policy('clamp4', { mode: 'clamp', need: { static: 2 }, limits: { 
 
 function guardProcess() {
   const registry = new Registry();
-  const ledger = new KubeLedger({ connection: { baseUrl: fake.url }, namespace: 'replica-guard', clock: systemClock });
+  // Full episode records are opt-in; the oracle below reads them.
+  const ledger = new KubeLedger({ connection: { baseUrl: fake.url }, namespace: 'replica-guard', clock: systemClock, maxEpisodes: 1000 });
   const risk = createRiskMetrics(registry, { ledger, clock: systemClock, settings: riskDefaults, cacheTtlMs: 0 });
   const active = activePolicies(CLAMP4);
   const handler = createReviewHandler({

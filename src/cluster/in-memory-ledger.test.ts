@@ -129,6 +129,32 @@ describe('InMemoryLedger', () => {
     }
   });
 
+  it('keeps no full episode records unless asked to, and records episode keys all the same', async () => {
+    const ledger = new InMemoryLedger({ windowMs: 10_000, maxEpisodes: 0 });
+    expect(await ledger.recordEpisode(episode(episodeKeyOf('a', 1), 0))).toBe(true);
+    expect(await ledger.recordEpisode(episode(episodeKeyOf('a', 1), 10))).toBe(false);
+    ledger.keepRecord(episode(episodeKeyOf('a', 2), 20));
+    expect(await ledger.episodes('a', at(0))).toEqual([]);
+    expect(ledger.evictions).toBe(0);
+  });
+
+  it("keeps at most maxAgents agents' states, the least recently used out, and counts each eviction", async () => {
+    const metrics = createLedgerMetrics(new Registry());
+    const ledger = new InMemoryLedger({ windowMs: 60_000, maxEpisodes: 0, maxAgents: 2, metrics });
+    const record = (agent: string, n: number) => ledger.recordEpisode(episode(episodeKeyOf(agent, n), n, agent));
+    expect(await record('a', 1)).toBe(true);
+    expect(await record('b', 1)).toBe(true);
+    // A read counts as a use: b is now the least recently used.
+    expect(await ledger.transact('a', (s) => ({ result: s.episodeKeys.length, next: undefined }))).toBe(1);
+    expect(await record('c', 1)).toBe(true);
+    expect([ledger.agents, ledger.evictedAgents]).toEqual([2, 1]);
+    expect((await metrics.evictions.get()).values).toEqual([{ labels: { collection: 'agents' }, value: 1 }]);
+    // What the bound trades: b's episode keys are gone, so its retry counts as new; a's are kept.
+    expect(await record('a', 1)).toBe(false);
+    expect(await record('b', 1)).toBe(true);
+    expect(await ledger.transact('c', (s) => ({ result: s, next: undefined }))).toBe(emptyState());
+  });
+
   it('forgets an agent whose state becomes empty', async () => {
     const ledger = new InMemoryLedger({ windowMs: 60_000, maxEpisodes: 10 });
     await ledger.transact('a', (s) => ({ result: undefined, next: recordEpisodeKey(s, 'k', at(0), ledger.limits).state }));

@@ -24,4 +24,23 @@ describe('InMemoryClusterView', () => {
     expect(view.workload('apps', 'Deployment', 'agents', 'web')).toBeUndefined();
     expect(view.isGone('uid-2')).toBe(false);
   });
+
+  it('keeps the maxWorkloads most recently written workloads, out of every index, and says so', () => {
+    let evicted = 0;
+    const view = new InMemoryClusterView([], { maxWorkloads: 2, onEvict: () => evicted++ });
+    const named = (name: string, uid: string): WorkloadSnapshot => ({ ...snapshot(uid), ref: { ...ref, name, uid } });
+    view.observe({ ...ref, name: 'a' }, named('a', 'uid-a'));
+    view.observe({ ...ref, name: 'b' }, named('b', 'uid-b'));
+    // A new write of a makes b the least recently written.
+    view.observe({ ...ref, name: 'a' }, named('a', 'uid-a2'));
+    view.observe({ ...ref, name: 'c' }, named('c', 'uid-c'));
+    expect([view.size, view.evictions, evicted]).toEqual([2, 1, 1]);
+    expect(view.workload('apps', 'Deployment', 'agents', 'b')).toBeUndefined();
+    expect(view.workloadByUid('uid-b')).toBeUndefined();
+    expect([...view.runningAs('agent-1')].map((w) => w.ref.name).sort()).toEqual(['a', 'c']);
+    // A deleted workload frees its place without an eviction.
+    view.observe({ ...ref, name: 'c' }, null);
+    view.observe({ ...ref, name: 'd' }, named('d', 'uid-d'));
+    expect([view.size, view.evictions]).toEqual([2, 1]);
+  });
 });

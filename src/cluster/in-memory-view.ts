@@ -1,18 +1,49 @@
 import type { NodeInfo } from '../admission/node-eligibility.ts';
 import type { WorkloadRef, WorkloadSnapshot } from '../core/types.ts';
 import type { ObservingClusterView } from './cluster-view.ts';
+import { LruMap } from './lru-map.ts';
 import { WorkloadIndex } from './workload-index.ts';
 
 /**
+ * Workloads the embedded view keeps by default: far above what one process without a
+ * cluster sees, so that normal use never forgets one (about 1.3 KiB each, see BENCHMARKS.md).
+ */
+export const DEFAULT_MAX_WORKLOADS = 50_000;
+
+/** Options of the embedded view. */
+export interface InMemoryViewOptions {
+  /** Workloads kept at most (default {@link DEFAULT_MAX_WORKLOADS}); the least recently written goes first. */
+  readonly maxWorkloads?: number | undefined;
+  /** Told of each workload forgotten for the bound. */
+  readonly onEvict?: (() => void) | undefined;
+}
+
+/**
  * The cluster as the guard has seen it through admitted agent writes, for running
- * without a cluster. Nodes come from configuration; it is always current.
+ * without a cluster. Nodes come from configuration; it is always current. It keeps the
+ * `maxWorkloads` most recently written workloads: one forgotten for the bound no longer
+ * counts in its agent's family, as if the guard had never seen it.
  */
 export class InMemoryClusterView implements ObservingClusterView {
   readonly #nodes: readonly NodeInfo[];
   readonly #index = new WorkloadIndex();
+  readonly #written: LruMap<WorkloadRef>;
+  readonly #onEvict: (() => void) | undefined;
 
-  constructor(nodes: readonly NodeInfo[]) {
+  constructor(nodes: readonly NodeInfo[], options: InMemoryViewOptions = {}) {
     this.#nodes = nodes;
+    this.#written = new LruMap(options.maxWorkloads ?? DEFAULT_MAX_WORKLOADS);
+    this.#onEvict = options.onEvict;
+  }
+
+  /** Workloads forgotten for the `maxWorkloads` bound since this view was made. */
+  get evictions(): number {
+    return this.#written.evictions;
+  }
+
+  /** Workloads kept. */
+  get size(): number {
+    return this.#index.size;
   }
 
   workload(group: string, kind: string, namespace: string, name: string): WorkloadSnapshot | undefined {
@@ -56,7 +87,16 @@ export class InMemoryClusterView implements ObservingClusterView {
   }
 
   observe(ref: WorkloadRef, snapshot: WorkloadSnapshot | null): void {
-    if (snapshot === null) this.#index.delete(ref);
-    else this.#index.set(snapshot);
+    const key = `${ref.group}/${ref.kind}/${ref.namespace}/${ref.name}`;
+    if (snapshot === null) {
+      this.#index.delete(ref);
+      this.#written.delete(key);
+      return;
+    }
+    this.#index.set(snapshot);
+    const evicted = this.#written.set(key, snapshot.ref);
+    if (evicted === undefined) return;
+    this.#index.delete(evicted.value);
+    this.#onEvict?.();
   }
 }

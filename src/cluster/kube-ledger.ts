@@ -27,7 +27,7 @@ export interface KubeLedgerOptions {
   readonly clock: Clock;
   /** Windows and bounds of the state (defaults: 1 h metrics window, 24 h buckets, 2 min reservations). */
   readonly limits?: Partial<LedgerLimits> | undefined;
-  /** Full episode records kept in this process (default 10 000). */
+  /** Full episode records kept in this process (default 0: none). */
   readonly maxEpisodes?: number | undefined;
   /** Reads and writes per round before giving up with RG_ERR_LEDGER_CONFLICT (default 6). */
   readonly maxAttempts?: number | undefined;
@@ -132,7 +132,7 @@ export class KubeLedger extends TransactionalLedger {
   readonly #warned = new Set<string>();
 
   constructor(options: KubeLedgerOptions) {
-    super({ ...DEFAULT_LEDGER_LIMITS, ...options.limits }, { maxEpisodes: options.maxEpisodes ?? 10_000, metrics: options.metrics });
+    super({ ...DEFAULT_LEDGER_LIMITS, ...options.limits }, { maxEpisodes: options.maxEpisodes ?? 0, metrics: options.metrics });
     this.#options = options;
     this.#maxAttempts = Math.max(1, options.maxAttempts ?? 6);
     this.#requestTimeoutMs = options.requestTimeoutMs ?? 1000;

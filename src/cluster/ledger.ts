@@ -49,7 +49,8 @@ export interface Ledger {
   recordEpisode(episode: Episode): Promise<boolean>;
   /**
    * Episodes of the agent recorded BY THIS PROCESS at or after `since`, oldest first: the
-   * full records stay in process memory (the shared state keeps only keys and buckets).
+   * full records stay in process memory (the shared state keeps only keys and buckets),
+   * and only when the ledger was made to keep them (`maxEpisodes` above 0); none by default.
    */
   episodes(agent: string, since: Date): Promise<readonly Episode[]>;
   /** Keeps the full record of an episode whose key a transaction recorded as new. */
@@ -134,7 +135,10 @@ export function countEvictions(metrics: LedgerMetrics | undefined, before: Agent
 
 /** Options shared by the ledgers for the episode records kept in process memory. */
 export interface EpisodeRecordOptions {
-  /** At most this many full episode records are kept in this process; the oldest go first. */
+  /**
+   * At most this many full episode records are kept in this process; the oldest go first.
+   * 0: none (decisions never read them; the risk metrics work from the ledger's buckets).
+   */
   readonly maxEpisodes: number;
   readonly metrics?: LedgerMetrics | undefined;
 }
@@ -146,12 +150,12 @@ export interface EpisodeRecordOptions {
 export abstract class TransactionalLedger implements Ledger {
   readonly limits: LedgerLimits;
   readonly #metrics: LedgerMetrics | undefined;
-  readonly #records: EpisodeRecords;
+  readonly #records: EpisodeRecords | undefined;
   #evictions = 0;
 
   protected constructor(limits: LedgerLimits, options: EpisodeRecordOptions) {
     this.limits = limits;
-    this.#records = new EpisodeRecords(options.maxEpisodes);
+    this.#records = options.maxEpisodes > 0 ? new EpisodeRecords(options.maxEpisodes) : undefined;
     this.#metrics = options.metrics;
   }
 
@@ -193,11 +197,13 @@ export abstract class TransactionalLedger implements Ledger {
 
   async episodes(agent: string, since: Date): Promise<readonly Episode[]> {
     const out: Episode[] = [];
+    if (this.#records === undefined) return out;
     for (const e of this.#records.values()) if (e.agent === agent && e.at >= since) out.push(e);
     return out;
   }
 
   #remember(episode: Episode): void {
+    if (this.#records === undefined) return;
     const evicted = this.#records.remember(episode, this.limits.windowMs);
     if (evicted > 0) {
       this.#evictions += evicted;

@@ -38,6 +38,8 @@ export interface GuardMetrics {
   readonly viewRejectedObjects: Counter<'resource'>;
   /** Instances lost by agent families, as the view saw them (pod ends, counts lowered by others). */
   readonly losses: Counter<'kind'>;
+  /** Workloads the embedded default's view forgot to stay within `facts.maxWorkloads`. */
+  readonly viewEvictions: Counter;
 }
 
 /** Something whose current state the view gauges read at scrape time. */
@@ -143,6 +145,11 @@ export function createMetrics(registry: Registry, view?: () => Collectable | und
       name: 'replica_guard_losses_total',
       help: 'Instances lost by agent families as the view saw them, by kind (pod: a pod ended, count: a count lowered by someone else).',
       labelNames: ['kind'],
+      registers,
+    }),
+    viewEvictions: new Counter({
+      name: 'replica_guard_view_evictions_total',
+      help: "Workloads the embedded default's view (no cluster) forgot, least recently written first, to stay within facts.maxWorkloads.",
       registers,
     }),
   };

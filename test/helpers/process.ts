@@ -16,7 +16,7 @@ export interface GuardProcess {
   /** stdout, parsed line by line (the guard logs JSON). */
   readonly lines: LogLine[];
   stderr(): string;
-  /** Sends SIGTERM and resolves with the exit code once the process is gone. */
+  /** Sends SIGTERM and resolves with the exit code once the process is gone and its output read. */
   stop(signal?: NodeJS.Signals): Promise<number | null>;
 }
 
@@ -29,7 +29,8 @@ export async function startGuardProcess(args: readonly string[], timeoutMs = 20_
   const lines: LogLine[] = [];
   let stderr = '';
   let partial = '';
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  // 'close', not 'exit': the last lines the process wrote are read by then.
+  const exited = new Promise<number | null>((resolve) => child.once('close', (code) => resolve(code)));
   child.stderr?.setEncoding('utf8').on('data', (chunk: string) => {
     stderr += chunk;
   });
