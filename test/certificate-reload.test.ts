@@ -76,7 +76,8 @@ describe('rotated certificate files', () => {
     await provide(second);
     await waitForServed(guard.webhookUrl, new X509Certificate(second.cert).fingerprint256);
     expect(guard.child.pid).toBe(pid);
-    expect(guard.lines.some((l) => l.msg === 'serving a new TLS certificate')).toBe(true);
+    // The log is written asynchronously: the line may trail the change it reports.
+    await expect.poll(() => guard?.lines.some((l) => l.msg === 'serving a new TLS certificate')).toBe(true);
     const metrics = parseExposition((await httpGet(`${guard.opsUrl}/metrics`)).body);
     expect(sampleValue(metrics, 'replica_guard_certificate_expiry_timestamp_seconds')).toBe(
       Math.floor(new X509Certificate(second.cert).validToDate.getTime() / 1000),

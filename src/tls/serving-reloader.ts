@@ -70,12 +70,27 @@ export function watchServingCertificate(options: ServingReloaderOptions): Servin
     lastProblem = problem;
     options.logger.warn({ dir: options.dir, problem }, 'the TLS files changed but cannot be served; the current certificate stays');
   };
-  // One read at a time: change events come in bursts.
+  // One read at a time: change events come in bursts. A check asked for while a read runs
+  // reads once more after it, since that read may have started before the files changed.
+  let again: Promise<boolean> | undefined;
   const check = (): Promise<boolean> => {
-    running ??= read().finally(() => {
-      running = undefined;
-    });
-    return running;
+    if (running === undefined) {
+      running = read().finally(() => {
+        running = undefined;
+      });
+      return running;
+    }
+    again ??= running.then(
+      () => {
+        again = undefined;
+        return check();
+      },
+      () => {
+        again = undefined;
+        return check();
+      },
+    );
+    return again;
   };
 
   const timer = setInterval(() => void check(), options.intervalMs);
