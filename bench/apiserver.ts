@@ -16,9 +16,9 @@ import { createServer as createHttpsServer, type Server } from 'node:https';
 import { parseArgs } from 'node:util';
 import { generateCertificateAuthority, generateServingCertificate } from '../src/tls/certificates.ts';
 import { policy } from '../test/helpers/guard.ts';
-import { type ClusterGuard, grantGuardAccess, registerWebhooksFor, startClusterGuard, unregisterWebhooks, waitForWebhooks } from '../test/cluster/cluster-guard.ts';
+import { type ClusterGuard, startGuardedPlane, registerWebhooksFor, startClusterGuard, unregisterWebhooks, waitForWebhooks } from '../test/cluster/cluster-guard.ts';
 import { ADMIN, ControlPlane, type Identity, serviceAccountIdentity } from '../test/cluster/control-plane.ts';
-import { deployment, grantAgentsWorkloadAccess, pathOf } from '../test/cluster/workloads.ts';
+import { deployment, pathOf } from '../test/cluster/workloads.ts';
 import { percentile } from './stats.ts';
 
 const { values } = parseArgs({ options: { quick: { type: 'boolean', default: false } } });
@@ -201,13 +201,10 @@ function table(rows: readonly Row[]): string {
   return lines.join('\n');
 }
 
-const plane = await ControlPlane.start([agent, prober]);
+const plane = await startGuardedPlane([agent, prober], ['agents']);
 let guard: ClusterGuard | undefined;
 let minimal: Server | undefined;
 try {
-  await plane.ensureNamespace('agents');
-  await grantGuardAccess(plane);
-  await grantAgentsWorkloadAccess(plane, ['agents']);
   await plane.must(ADMIN, pathOf('deployments', 'agents'), { body: deployment('agents', 'w', 2, 'bench') });
 
   const rows: Row[] = [];

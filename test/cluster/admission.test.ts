@@ -6,7 +6,7 @@ import { generateCertificateAuthority } from '../../src/tls/certificates.ts';
 import { policies, policy } from '../helpers/guard.ts';
 import { parseExposition } from '../helpers/telemetry.ts';
 import { httpGet } from '../helpers/process.ts';
-import { type ClusterGuard, grantGuardAccess, GUARD_NAMESPACE, registerWebhooks, reviewsAnswered, startClusterGuard, waitForWebhooks } from './cluster-guard.ts';
+import { type ClusterGuard, startGuardedPlane, GUARD_NAMESPACE, registerWebhooks, reviewsAnswered, startClusterGuard, waitForWebhooks } from './cluster-guard.ts';
 import { ADMIN, ControlPlane, type Identity, serviceAccountIdentity } from './control-plane.ts';
 import {
   AGENT_IMAGE,
@@ -14,7 +14,6 @@ import {
   cronJob,
   daemonSet,
   deployment,
-  grantAgentsWorkloadAccess,
   job,
   pathOf,
   pod,
@@ -65,10 +64,7 @@ let plane: ControlPlane;
 let guard: ClusterGuard;
 
 beforeAll(async () => {
-  plane = await ControlPlane.start(Object.values(AGENTS));
-  for (const ns of ['agents', 'builds', 'sandbox', 'tls-check']) await plane.ensureNamespace(ns);
-  await grantGuardAccess(plane);
-  await grantAgentsWorkloadAccess(plane, ['agents', 'builds']);
+  plane = await startGuardedPlane(Object.values(AGENTS), ['agents', 'builds'], ['sandbox', 'tls-check']);
   for (let i = 1; i <= 6; i++) {
     await plane.must(ADMIN, '/api/v1/nodes', {
       body: { apiVersion: 'v1', kind: 'Node', metadata: { name: `node-${i}`, labels: { pool: i <= 2 ? 'agents' : 'general' } } },

@@ -1,9 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { policy } from '../helpers/guard.ts';
 import { httpGet } from '../helpers/process.ts';
-import { type ClusterGuard, grantGuardAccess, registerWebhooks, startClusterGuard, waitForWebhooks } from './cluster-guard.ts';
+import { type ClusterGuard, startGuardedPlane, registerWebhooks, startClusterGuard, waitForWebhooks } from './cluster-guard.ts';
 import { ADMIN, ControlPlane, serviceAccountIdentity } from './control-plane.ts';
-import { create, deployment, grantAgentsWorkloadAccess, pathOf, refusal, storedReplicas } from './workloads.ts';
+import { create, deployment, pathOf, refusal, storedReplicas } from './workloads.ts';
 
 // The API server goes away and comes back while the guard runs: the view reconnects,
 // /readyz stays ready throughout (every replica unready at once would lock the agents
@@ -15,10 +15,7 @@ let plane: ControlPlane;
 let guard: ClusterGuard;
 
 beforeAll(async () => {
-  plane = await ControlPlane.start([agent]);
-  await plane.ensureNamespace('agents');
-  await grantGuardAccess(plane);
-  await grantAgentsWorkloadAccess(plane, ['agents']);
+  plane = await startGuardedPlane([agent], ['agents']);
   guard = await startClusterGuard(
     plane,
     policy('restart', {

@@ -5,7 +5,8 @@ import YAML from 'yaml';
 import { webhookRules } from '../../src/admission/webhook-rules.ts';
 import { type GuardProcess, httpGet, startGuardProcess } from '../helpers/process.ts';
 import { parseExposition } from '../helpers/telemetry.ts';
-import { ADMIN, type ControlPlane, GUARD, type Identity } from './control-plane.ts';
+import { ADMIN, ControlPlane, GUARD, type Identity } from './control-plane.ts';
+import { grantAgentsWorkloadAccess } from './workloads.ts';
 
 /** The guard's namespace in the tier, where its ledger ConfigMaps live. */
 export const GUARD_NAMESPACE = 'replica-guard';
@@ -67,6 +68,28 @@ export async function grantGuardAccess(plane: ControlPlane): Promise<void> {
     roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'replica-guard-ledger' },
     subjects: [subject],
   });
+}
+
+/**
+ * A control plane set up for the guard: the agents' namespaces (whose service accounts may
+ * write workloads anywhere, as RBAC would let an over-trusted agent) and any others, and
+ * the guard's own access.
+ */
+export async function startGuardedPlane(
+  identities: readonly Identity[],
+  agentNamespaces: readonly string[],
+  otherNamespaces: readonly string[] = [],
+): Promise<ControlPlane> {
+  const plane = await ControlPlane.start(identities);
+  try {
+    for (const ns of [...agentNamespaces, ...otherNamespaces]) await plane.ensureNamespace(ns);
+    await grantGuardAccess(plane);
+    await grantAgentsWorkloadAccess(plane, agentNamespaces);
+  } catch (error) {
+    await plane.stop();
+    throw error;
+  }
+  return plane;
 }
 
 /** A guard process against the test API server, with its files. */

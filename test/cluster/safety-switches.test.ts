@@ -1,9 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runCli } from '../../src/cli/main.ts';
 import { policy } from '../helpers/guard.ts';
-import { type ClusterGuard, grantGuardAccess, registerWebhooks, startClusterGuard, waitForWebhooks } from './cluster-guard.ts';
+import { type ClusterGuard, startGuardedPlane, registerWebhooks, startClusterGuard, waitForWebhooks } from './cluster-guard.ts';
 import { ADMIN, ControlPlane, type Identity, serviceAccountIdentity } from './control-plane.ts';
-import { create, cronJob, daemonSet, grantAgentsWorkloadAccess, pathOf, refusal, replicated, type WorkloadResource, pod } from './workloads.ts';
+import { create, cronJob, daemonSet, pathOf, refusal, replicated, type WorkloadResource, pod } from './workloads.ts';
 
 // The safety switches against a real API server: the operator's CLI with the admin's
 // kubeconfig, the agent's attempts with the agent's token through the API server's own
@@ -15,10 +15,7 @@ let plane: ControlPlane;
 let guard: ClusterGuard;
 
 beforeAll(async () => {
-  plane = await ControlPlane.start([agent]);
-  await plane.ensureNamespace('agents');
-  await grantGuardAccess(plane);
-  await grantAgentsWorkloadAccess(plane, ['agents']);
+  plane = await startGuardedPlane([agent], ['agents']);
   // The agent may edit its ServiceAccount as far as RBAC goes: only the guard stops it.
   await plane.must(ADMIN, '/apis/rbac.authorization.k8s.io/v1/namespaces/agents/roles', {
     body: { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'Role', metadata: { name: 'edit-sa' }, rules: [{ apiGroups: [''], resources: ['serviceaccounts'], verbs: ['get', 'update', 'patch'] }] },

@@ -1,9 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { policy } from '../helpers/guard.ts';
 import type { LogLine } from '../helpers/telemetry.ts';
-import { type ClusterGuard, grantGuardAccess, GUARD_NAMESPACE, registerWebhooks, startClusterGuard, waitForWebhooks } from './cluster-guard.ts';
+import { type ClusterGuard, startGuardedPlane, GUARD_NAMESPACE, registerWebhooks, startClusterGuard, waitForWebhooks } from './cluster-guard.ts';
 import { ADMIN, ControlPlane, serviceAccountIdentity } from './control-plane.ts';
-import { create, deployment, grantAgentsWorkloadAccess, pathOf, refusal } from './workloads.ts';
+import { create, deployment, pathOf, refusal } from './workloads.ts';
 
 // Two guard processes behind one real API server, sharing the ConfigMap ledger: the API
 // server sends each write to one of them (split by the object's name), and a burst of
@@ -17,10 +17,7 @@ let plane: ControlPlane;
 let guards: ClusterGuard[] = [];
 
 beforeAll(async () => {
-  plane = await ControlPlane.start([burster, prober]);
-  await plane.ensureNamespace('agents');
-  await grantGuardAccess(plane);
-  await grantAgentsWorkloadAccess(plane, ['agents']);
+  plane = await startGuardedPlane([burster, prober], ['agents']);
   const policies = policy('burst', {
     mode: 'enforce',
     agents: { serviceAccounts: ['agents:*'] },

@@ -1,3 +1,4 @@
+import { BUILT_IN_KINDS } from '../../src/admission/workload-kinds.ts';
 import { ADMIN, type ControlPlane, type Identity } from './control-plane.ts';
 
 /** The image every test agent runs: with the service account, what marks a clone. */
@@ -152,28 +153,16 @@ export function refusal(answer: { status: number; body: unknown }): string {
  */
 export async function grantAgentsWorkloadAccess(plane: ControlPlane, namespaces: readonly string[]): Promise<void> {
   const rbac = '/apis/rbac.authorization.k8s.io/v1';
+  // Every kind the guard judges, and the scale subresource of those that have one.
+  const kinds = [...BUILT_IN_KINDS.values()];
   const role = {
     apiVersion: 'rbac.authorization.k8s.io/v1',
     kind: 'ClusterRole',
     metadata: { name: 'test-agent-workloads' },
     rules: [
       {
-        apiGroups: ['', 'apps', 'batch', 'autoscaling'],
-        resources: [
-          'pods',
-          'replicationcontrollers',
-          'replicationcontrollers/scale',
-          'deployments',
-          'deployments/scale',
-          'replicasets',
-          'replicasets/scale',
-          'statefulsets',
-          'statefulsets/scale',
-          'daemonsets',
-          'jobs',
-          'cronjobs',
-          'horizontalpodautoscalers',
-        ],
+        apiGroups: [...new Set(kinds.map((k) => k.group))],
+        resources: kinds.flatMap((k) => (k.scalable ? [k.resource, `${k.resource}/scale`] : [k.resource])),
         verbs: ['get', 'list', 'watch', 'create', 'update', 'patch', 'delete'],
       },
     ],
