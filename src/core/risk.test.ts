@@ -160,7 +160,7 @@ describe('edge cases', () => {
     const once = assessRisk([ep(2, 10, 2, 2)]);
     expectBasis(once.requested, { episodes: 1, aoc: 8, overuseRate: 1 });
     // Fed without the dedupe, the AOC would be five times as large: what the key prevents
-    // (ledger-state.test.ts asserts the dedupe through the ledger's buckets).
+    // (ledger/risk-buckets.test.ts asserts the dedupe through the ledger's buckets).
     expect(assessRisk(times(5, () => ep(2, 10, 2, 2))).requested.aoc).toBe(40);
   });
 

@@ -310,7 +310,7 @@ export function assessRisk(episodes: Iterable<RiskEpisode>, options: Partial<Ris
 /**
  * The episodes of the sliding window ending at `now`: recorded at or after
  * `now − windowMs` and not after `now`. Exact to the millisecond; the guard's per-minute
- * buckets round the window outward to whole minutes instead (see ledger-state.ts).
+ * buckets round the window outward to whole minutes instead (see ledger/risk-buckets.ts).
  */
 export function episodesWithin<T extends { readonly at: Date }>(episodes: Iterable<T>, now: Date, windowMs: number): T[] {
   const end = now.getTime();
