@@ -184,6 +184,21 @@ export const configSchema = z.strictObject({
       maxAgents: z.number().int().min(1).default(DEFAULT_MAX_AGENTS),
       /** Compare-and-swap attempts of one shared-ledger round before the growth is denied. */
       maxAttempts: z.number().int().min(1).max(50).default(6),
+      /**
+       * How often the housekeeping decisions only read (confirmations of growth the view now
+       * shows, expiry, deleted workloads) is written, in the background. Must stay well
+       * inside the two minutes a reservation waits for the view.
+       */
+      housekeepingInterval: durationMs
+        .refine((ms) => ms >= 100 && ms <= 60_000, 'ledger.housekeepingInterval must lie between 100ms and 1m')
+        .default(5_000),
+      /**
+       * How long the shared ledger answers a decision that writes nothing from the state it
+       * last read or wrote, without asking the API server. A decision that writes always
+       * writes by compare-and-swap, so an older state can never spend an allowance twice;
+       * 0 reads every time.
+       */
+      readCacheTtl: durationMs.refine((ms) => ms <= 10_000, 'ledger.readCacheTtl must be at most 10s').default(1_000),
     })
     .prefault({}),
   load: z

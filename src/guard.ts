@@ -15,6 +15,7 @@ import { InMemoryClusterView } from './cluster/in-memory-view.ts';
 import type { KubeConnection } from './cluster/kube-http.ts';
 import { type BypassMonitor, startBypassMonitor } from './cluster/bypass-monitor.ts';
 import { KubeEventRecorder } from './cluster/event-recorder.ts';
+import { LedgerHousekeeper } from './cluster/ledger-housekeeper.ts';
 import { KubeLedger } from './cluster/kube-ledger.ts';
 import { KubeView, mappedKind } from './cluster/kube-view.ts';
 import { createLedgerMetrics, type Ledger } from './cluster/ledger.ts';
@@ -149,6 +150,7 @@ export async function assembleGuard(config: GuardConfig, deps: GuardDeps): Promi
   const ledgerLimits = { windowMs: Math.max(config.ledger.window, config.metrics.window) };
   let view: ClusterView;
   let ledger: Ledger;
+  const ledgerMetrics = createLedgerMetrics(registry);
   let losses: LossRecorder | undefined;
   if (deps.cluster) {
     kubeView = new KubeView({
@@ -180,7 +182,9 @@ export async function assembleGuard(config: GuardConfig, deps: GuardDeps): Promi
       limits: ledgerLimits,
       maxEpisodes: config.ledger.maxEpisodes,
       maxAttempts: config.ledger.maxAttempts,
-      metrics: createLedgerMetrics(registry),
+      readCacheTtlMs: config.ledger.readCacheTtl,
+      maxCachedAgents: config.ledger.maxAgents,
+      metrics: ledgerMetrics,
       logger: logger.child({ component: 'ledger' }),
     });
     losses = startLossRecorder({ source: kubeView.losses, view: kubeView, ledger, matcher: () => active?.matcher, clock, logger, metrics });
@@ -206,9 +210,19 @@ export async function assembleGuard(config: GuardConfig, deps: GuardDeps): Promi
       ...ledgerLimits,
       maxEpisodes: config.ledger.maxEpisodes,
       maxAgents: config.ledger.maxAgents,
-      metrics: createLedgerMetrics(registry),
+      metrics: ledgerMetrics,
     });
   }
+
+  const housekeeper = new LedgerHousekeeper({
+    ledger,
+    view,
+    clock,
+    logger: logger.child({ component: 'ledger' }),
+    intervalMs: config.ledger.housekeepingInterval,
+    metrics: ledgerMetrics,
+  });
+  housekeeper.start();
 
   const loadSource = new PolicyLoadSource({ prometheus, metricsApi, hpa, ...loadReporting });
 
@@ -251,6 +265,7 @@ export async function assembleGuard(config: GuardConfig, deps: GuardDeps): Promi
     risk,
     recorder,
     switches: safety.gate,
+    housekeeper,
     events:
       deps.cluster && config.events.enabled
         ? new KubeEventRecorder({
@@ -320,6 +335,9 @@ export async function assembleGuard(config: GuardConfig, deps: GuardDeps): Promi
       losses?.stop();
       await kubeView?.stop();
       await Promise.all([app.webhook.close(), app.ops.close()]);
+      // After the last decision: what it only read is written before the process goes.
+      await housekeeper.stop();
+      await housekeeper.runOnce();
       await recorder?.close();
     },
   };

@@ -36,8 +36,16 @@ const CLAMP4 = policy('clamp4', { mode: 'clamp', need: { static: 2 }, limits: { 
 
 function guardProcess() {
   const registry = new Registry();
-  // Full episode records are opt-in; the oracle below reads them.
-  const ledger = new KubeLedger({ connection: { baseUrl: fake.url }, namespace: 'replica-guard', clock: systemClock, maxEpisodes: 1000 });
+  // Full episode records are opt-in; the oracle below reads them. The replicas are compared
+  // right after the other one wrote: no read is answered from a replica's last state (as
+  // with cacheTtlMs 0 for the gauges themselves).
+  const ledger = new KubeLedger({
+    connection: { baseUrl: fake.url },
+    namespace: 'replica-guard',
+    clock: systemClock,
+    maxEpisodes: 1000,
+    readCacheTtlMs: 0,
+  });
   const risk = createRiskMetrics(registry, { ledger, clock: systemClock, settings: riskDefaults, cacheTtlMs: 0 });
   const active = activePolicies(CLAMP4);
   const handler = createReviewHandler({

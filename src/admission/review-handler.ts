@@ -2,15 +2,15 @@ import type { Logger } from 'pino';
 import type { Clock } from '../clock.ts';
 import type { ClusterView, ObservingClusterView, WorkloadSnapshot } from '../cluster/cluster-view.ts';
 import type { Ledger, LedgerStep } from '../cluster/ledger.ts';
+import type { LedgerHousekeeper } from '../cluster/ledger-housekeeper.ts';
+import { housekept } from '../cluster/ledger-housekeeping.ts';
 import { type Episode, episodeKey, workloadKeyOf } from '../core/episode.ts';
 import { countUnderPolicy, potentialOf } from '../core/instances.ts';
 import {
   addProvenance,
   compactId,
-  confirmObserved,
   confirmReservation,
   expire,
-  forgetGoneProvenance,
   holdRequested,
   lossesWithin,
   rateUsed,
@@ -88,6 +88,8 @@ export interface ReviewHandlerDeps {
   readonly events?: EventSink | undefined;
   /** The safety switches (freeze, break-glass, exemptions); absent: none apply. */
   readonly switches?: SwitchGate | undefined;
+  /** Told of every agent a decision read the ledger for: it writes the housekeeping decisions only read. */
+  readonly housekeeper?: Pick<LedgerHousekeeper, 'touched'> | undefined;
 }
 
 /** An HTTP answer: the status and the JSON body. */
@@ -274,19 +276,9 @@ export function createReviewHandler(deps: ReviewHandlerDeps): ReviewHandler {
     const step: LedgerStep<Settled> = (before) => {
       // Past the deadline the fallback has answered: this step must not spend anything.
       const spend = writes && !signal.aborted;
-      let state = before;
-      // Reservations the view now shows are confirmed before any expire: a reservation is
-      // released only when the view never showed it (another admission step refused it).
-      if (!confirmAtOnce && state.reservations.length > 0) {
-        const uids = state.provenance.map((p) => p.uid);
-        const shown = familyOf(agent, deps.view, uids, [], change.ref).members;
-        const self = deps.view.workload(change.ref.group, change.ref.kind, change.ref.namespace, change.ref.name);
-        for (const m of self ? [...shown, self] : shown) {
-          const ids = [`${m.ref.group}/${m.ref.kind}/${m.ref.namespace}/${m.ref.name}`, ...(m.ref.uid ? [m.ref.uid] : [])];
-          state = confirmObserved(state, ids, m.count.steady, now, limits).state;
-        }
-      }
-      state = forgetGoneProvenance(expire(state, now, limits), (uid) => deps.view.isGone(uid));
+      let state = housekept(before, agent, deps.view, now, limits, change.ref);
+      // What housekeeping found is read here but written only with a decision's own
+      // record: a request that records nothing costs no write (the housekeeper writes it).
       const provenance = state.provenance.map((p) => p.uid);
       // Growth admitted (by any replica) that the view does not show yet still counts.
       const pending = reservedInstances(state, now) - reservedInstances(state, now, [workloadKey]);
@@ -375,10 +367,11 @@ export function createReviewHandler(deps: ReviewHandlerDeps): ReviewHandler {
       }
       return {
         result: { judgements, resolution, decision, lead, held, isNew, sums, recordedFacts },
-        next: spend && state !== before ? state : undefined,
+        next: spend && state !== read ? state : undefined,
       };
     };
     const settled = await deps.ledger.transact(agent.username, step);
+    deps.housekeeper?.touched(agent);
     const { decision, lead } = settled;
     if (writes) deps.risk?.seen(agent.username);
     if (decision.auditAnnotations.switch !== undefined && webhook === 'validate' && lead?.growth) {

@@ -14,6 +14,8 @@ import {
 import { GuardError } from '../errors.ts';
 import type { KubeConnection } from './kube-http.ts';
 import { type KubeAnswer, kubeJson } from './kube-rest.ts';
+import { DEFAULT_MAX_AGENTS } from './in-memory-ledger.ts';
+import { LruMap } from './lru-map.ts';
 import { countEvictions, type LedgerMetrics, type LedgerStep, TransactionalLedger } from './ledger.ts';
 
 /** How the ledger reaches the Kubernetes API: the same connection the view uses. */
@@ -45,6 +47,21 @@ export interface KubeLedgerOptions {
   readonly random?: (() => number) | undefined;
   readonly metrics?: LedgerMetrics | undefined;
   readonly logger?: Logger | undefined;
+  /**
+   * How long a decision that writes nothing is answered from the state this process last
+   * read or wrote, without a call (default 1 s; 0: every round reads). Writes always go by
+   * compare-and-swap, whatever the age of the state they start from.
+   */
+  readonly readCacheTtlMs?: number | undefined;
+  /** Agents whose last state is kept for that (default 10 000; least recently used out). */
+  readonly maxCachedAgents?: number | undefined;
+}
+
+/** The ConfigMap as last read or written (undefined: there was none), its state, and when. */
+interface CachedState {
+  readonly object: ConfigMap | undefined;
+  readonly state: AgentLedgerState;
+  readonly at: number;
 }
 
 /** A failure of the Kubernetes API other than a conflict: unreachable, a timeout, an unexpected status. */
@@ -127,6 +144,9 @@ export class KubeLedger extends TransactionalLedger {
   readonly #roundTimeoutMs: number;
   readonly #random: () => number;
   readonly #queues = new Map<string, Pending[]>();
+  readonly #readCacheTtlMs: number;
+  /** Per agent, the state this process last read or wrote, and when (monotonic). */
+  readonly #cache: LruMap<CachedState>;
   readonly #running = new Set<string>();
   /** Agents whose ConfigMap held unreadable data, logged once each. */
   readonly #warned = new Set<string>();
@@ -138,6 +158,8 @@ export class KubeLedger extends TransactionalLedger {
     this.#requestTimeoutMs = options.requestTimeoutMs ?? 1000;
     this.#roundTimeoutMs = options.roundTimeoutMs ?? 2500;
     this.#random = options.random ?? Math.random;
+    this.#readCacheTtlMs = options.readCacheTtlMs ?? 1000;
+    this.#cache = new LruMap(options.maxCachedAgents ?? DEFAULT_MAX_AGENTS);
   }
 
   transact<T>(agent: string, step: LedgerStep<T>): Promise<T> {
@@ -186,46 +208,44 @@ export class KubeLedger extends TransactionalLedger {
     metrics?.batchSize.observe(batch.length);
     let outcome = 'error';
     try {
-      for (let attempt = 1; ; attempt++) {
-        const read = await this.#read(agent, name, deadline);
-        let state = read.state;
-        const failures = new Map<Pending, unknown>();
-        for (const p of batch) {
-          try {
-            const next = p.apply(state);
-            if (next !== undefined) state = next;
-          } catch (err) {
-            // A step that throws fails its own caller only; its changes are not applied.
-            failures.set(p, err);
-          }
-        }
-        if (state !== read.state) {
-          state = enforceBounds(state, this.limits);
-          if (!(await this.#write(agent, name, read.object, state, deadline))) {
-            metrics?.conflicts.inc();
-            if (attempt >= this.#maxAttempts || clock.monotonicMs() >= deadline) {
-              outcome = 'exhausted';
-              metrics?.conflictsExhausted.inc();
-              const err = new GuardError(
-                'RG_ERR_LEDGER_CONFLICT',
-                `RG_ERR_LEDGER_CONFLICT: the shared ledger of ${agent} kept changing under ${attempt} attempts; ` +
-                  'growth is denied until it can be recorded. Retry shortly.',
-              );
-              for (const p of batch) p.reject(err);
-              return;
-            }
-            await sleep(this.#backoff(attempt));
+      // The first try runs on the state this process last read or wrote, without a call:
+      // a write still goes by compare-and-swap, so an older state only costs a retry.
+      let cached = this.#cache.get(agent);
+      for (let attempt = 1; ; ) {
+        const read = cached ?? (await this.#read(agent, name, deadline));
+        const { state, failures } = applyBatch(batch, read.state);
+        if (state === read.state) {
+          if (cached !== undefined && (this.#readCacheTtlMs <= 0 || clock.monotonicMs() - cached.at > this.#readCacheTtlMs)) {
+            // Nothing to write, but the answer may rest on what other replicas wrote since.
+            cached = undefined;
             continue;
           }
-          countEvictions(metrics, read.state, state);
-          outcome = 'written';
-        } else {
-          outcome = 'unchanged';
+          outcome = cached === undefined ? 'unchanged' : 'cached';
+          settleBatch(batch, failures);
+          return;
         }
-        for (const p of batch) {
-          if (failures.has(p)) p.reject(failures.get(p));
-          else p.resolve();
+        const bounded = enforceBounds(state, this.limits);
+        if (!(await this.#write(agent, name, read.object, bounded, deadline))) {
+          cached = undefined;
+          metrics?.conflicts.inc();
+          if (attempt >= this.#maxAttempts || clock.monotonicMs() >= deadline) {
+            outcome = 'exhausted';
+            metrics?.conflictsExhausted.inc();
+            const err = new GuardError(
+              'RG_ERR_LEDGER_CONFLICT',
+              `RG_ERR_LEDGER_CONFLICT: the shared ledger of ${agent} kept changing under ${attempt} attempts; ` +
+                'growth is denied until it can be recorded. Retry shortly.',
+            );
+            for (const p of batch) p.reject(err);
+            return;
+          }
+          await sleep(this.#backoff(attempt));
+          attempt++;
+          continue;
         }
+        countEvictions(metrics, read.state, bounded);
+        outcome = 'written';
+        settleBatch(batch, failures);
         return;
       }
     } catch (err) {
@@ -245,9 +265,9 @@ export class KubeLedger extends TransactionalLedger {
     return name === undefined ? base : `${base}/${name}`;
   }
 
-  async #read(agent: string, name: string, deadline: number): Promise<{ object: ConfigMap | undefined; state: AgentLedgerState }> {
+  async #read(agent: string, name: string, deadline: number): Promise<CachedState> {
     const answer = await this.#http('GET', this.#path(name), undefined, deadline);
-    if (answer.status === 404) return { object: undefined, state: emptyState() };
+    if (answer.status === 404) return this.#remember(agent, undefined, emptyState());
     if (answer.status !== 200 || !isConfigMap(answer.body)) throw unexpected('read', name, answer);
     const object = answer.body;
     const owner = object.data?.agent;
@@ -260,7 +280,14 @@ export class KubeLedger extends TransactionalLedger {
       this.#warned.add(name);
       this.#options.logger?.warn({ configMap: name, agent, problems: parsed.problems }, 'the ledger ConfigMap held unreadable data; it was read as far as possible');
     }
-    return { object, state: parsed.state };
+    return this.#remember(agent, object, parsed.state);
+  }
+
+  /** Keeps what was read or written as the agent's cached state; a write that answered no object drops it. */
+  #remember(agent: string, object: ConfigMap | undefined, state: AgentLedgerState): CachedState {
+    const entry: CachedState = { object, state, at: this.#options.clock.monotonicMs() };
+    this.#cache.set(agent, entry);
+    return entry;
   }
 
   /** Creates or replaces the ConfigMap; false on a conflict (someone else wrote first). */
@@ -274,7 +301,7 @@ export class KubeLedger extends TransactionalLedger {
         data: { agent, state: text },
       };
       const answer = await this.#http('POST', this.#path(), body, deadline);
-      if (answer.status === 201 || answer.status === 200) return true;
+      if (answer.status === 201 || answer.status === 200) return this.#written(agent, answer.body, state);
       // Another replica created it between our GET and POST: read it and run again.
       if (answer.status === 409) return false;
       throw unexpected('create', name, answer);
@@ -289,10 +316,17 @@ export class KubeLedger extends TransactionalLedger {
       data: { ...read.data, agent, state: text },
     };
     const answer = await this.#http('PUT', this.#path(name), body, deadline);
-    if (answer.status === 200) return true;
+    if (answer.status === 200) return this.#written(agent, answer.body, state);
     // 409: written since our read. 404: deleted since our read (the next read sees it gone).
     if (answer.status === 409 || answer.status === 404) return false;
     throw unexpected('update', name, answer);
+  }
+
+  /** A committed write: the object it answered (with its new resourceVersion) is the next round's read. */
+  #written(agent: string, body: unknown, state: AgentLedgerState): true {
+    if (isConfigMap(body)) this.#remember(agent, body, state);
+    else this.#cache.delete(agent);
+    return true;
   }
 
   async #http(method: string, path: string, body: unknown, deadline: number): Promise<HttpAnswer> {
@@ -304,6 +338,28 @@ export class KubeLedger extends TransactionalLedger {
     } catch (err) {
       throw new KubeLedgerError(`ledger ${(err as Error).message}`, undefined, { cause: err });
     }
+  }
+}
+
+/** Runs every step of a batch in arrival order on `read`; a step that throws fails its own caller only. */
+function applyBatch(batch: readonly Pending[], read: AgentLedgerState): { state: AgentLedgerState; failures: Map<Pending, unknown> } {
+  let state = read;
+  const failures = new Map<Pending, unknown>();
+  for (const p of batch) {
+    try {
+      const next = p.apply(state);
+      if (next !== undefined) state = next;
+    } catch (err) {
+      failures.set(p, err);
+    }
+  }
+  return { state, failures };
+}
+
+function settleBatch(batch: readonly Pending[], failures: ReadonlyMap<Pending, unknown>): void {
+  for (const p of batch) {
+    if (failures.has(p)) p.reject(failures.get(p));
+    else p.resolve();
   }
 }
 

@@ -86,6 +86,8 @@ export interface LedgerMetrics {
   readonly batchSize: Histogram;
   /** Entries dropped by a bound while still live, by collection. */
   readonly evictions: Counter<'collection'>;
+  /** Background housekeeping of one agent's state, by outcome (done, error). */
+  readonly housekeeping: Counter<'outcome'>;
 }
 
 /** Creates the ledger metrics on the given registry (never prom-client's global one). */
@@ -104,7 +106,7 @@ export function createLedgerMetrics(registry: Registry): LedgerMetrics {
     }),
     writeDuration: new Histogram({
       name: 'replica_guard_ledger_write_duration_seconds',
-      help: 'Time of one ledger round (read, apply the batched transactions, write, retries), by outcome (written, unchanged, exhausted, error).',
+      help: 'Time of one ledger round (read, apply the batched transactions, write, retries), by outcome (written, unchanged, cached: answered from the state last read or written without a call, exhausted, error).',
       labelNames: ['outcome'],
       buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
       registers,
@@ -119,6 +121,12 @@ export function createLedgerMetrics(registry: Registry): LedgerMetrics {
       name: 'replica_guard_ledger_evictions_total',
       help: 'Ledger entries dropped by a size bound while still live, by collection (episodeKeys: an episode seen again counts twice).',
       labelNames: ['collection'],
+      registers,
+    }),
+    housekeeping: new Counter({
+      name: 'replica_guard_ledger_housekeeping_total',
+      help: "Background housekeeping of one agent's ledger state (confirmations, expiry, forgetting deleted workloads), by outcome (done, error).",
+      labelNames: ['outcome'],
       registers,
     }),
   };

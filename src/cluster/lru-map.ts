@@ -80,6 +80,16 @@ export class LruMap<V> {
     return this.#nodes.delete(key);
   }
 
+  /** The value under `key`, leaving its recency as it is. */
+  peek(key: string): V | undefined {
+    return this.#nodes.get(key)?.value;
+  }
+
+  /** Entries from the most to the least recently used. */
+  *entries(): Iterable<readonly [string, V]> {
+    for (let n = this.#newest; n !== undefined; n = n.older) yield [n.key, n.value];
+  }
+
   /** Keys from the most to the least recently used. */
   *keys(): Iterable<string> {
     for (let n = this.#newest; n !== undefined; n = n.older) yield n.key;

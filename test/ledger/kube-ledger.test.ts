@@ -71,8 +71,9 @@ describe('KubeLedger against the fake API server', () => {
     expect(JSON.parse(cm.data.state ?? '')).toMatchObject({ version: 1 });
     expect(hasEpisodeKey(storedState(fake), 'k1', now, ledger.limits)).toBe(true);
 
+    // The next write starts from the object the create answered: no read before it.
     expect(await addKey(ledger, 'k2')).toBe(true);
-    expect(ledgerRequests(fake)).toEqual(['GET', 'POST', 'GET', 'PUT']);
+    expect(ledgerRequests(fake)).toEqual(['GET', 'POST', 'PUT']);
   });
 
   it('only reads when a transaction has nothing to write', async () => {
@@ -82,6 +83,32 @@ describe('KubeLedger against the fake API server', () => {
     expect(ledgerRequests(fake)).toEqual(['GET']);
     expect(fake.get('configmaps', NS, CM)).toBeUndefined();
     expect((await histogramTotals(metrics.writeDuration, { outcome: 'unchanged' })).count).toBe(1);
+  });
+
+  it('answers a transaction that writes nothing from its last state within readCacheTtl, and reads again past it', async () => {
+    let t = 0;
+    const clock = { now: () => now, monotonicMs: () => t };
+    const { ledger, metrics } = guard({ clock, readCacheTtlMs: 1000 });
+    await addKey(ledger, 'k0');
+    fake.requests.length = 0;
+    t = 1000;
+    expect(await ledger.transact(AGENT, (s) => ({ result: hasEpisodeKey(s, 'k0', now, ledger.limits), next: undefined }))).toBe(true);
+    expect(ledgerRequests(fake)).toEqual([]);
+    expect((await histogramTotals(metrics.writeDuration, { outcome: 'cached' })).count).toBe(1);
+    // Another replica writes; past the TTL the read-only answer includes it.
+    writeBehindTheBack(fake, recordEpisodeKey(storedState(fake), 'theirs', now, ledger.limits).state);
+    t = 2001;
+    expect(await ledger.transact(AGENT, (s) => ({ result: hasEpisodeKey(s, 'theirs', now, ledger.limits), next: undefined }))).toBe(true);
+    expect(ledgerRequests(fake)).toEqual(['GET']);
+  });
+
+  it('reads before every transaction that writes nothing when readCacheTtl is 0', async () => {
+    const { ledger } = guard({ readCacheTtlMs: 0 });
+    await addKey(ledger, 'k0');
+    fake.requests.length = 0;
+    await ledger.transact(AGENT, () => ({ result: undefined, next: undefined }));
+    await ledger.transact(AGENT, () => ({ result: undefined, next: undefined }));
+    expect(ledgerRequests(fake)).toEqual(['GET', 'GET']);
   });
 
   it('re-runs the transaction on the fresh state when another writer got there first (409)', async () => {
@@ -97,7 +124,8 @@ describe('KubeLedger against the fake API server', () => {
     expect(runs).toBe(2);
     expect(usedSeen).toBe(1); // the re-run saw the other guard's reservation
     expect(rateUsed(storedState(fake), W, now)).toBe(2);
-    expect(ledgerRequests(fake).slice(-4)).toEqual(['GET', 'PUT', 'GET', 'PUT']);
+    // The first run started from this process's last write; the refused PUT sent it to read.
+    expect(ledgerRequests(fake)).toEqual(['GET', 'POST', 'PUT', 'GET', 'PUT']);
     expect(await counterValue(metrics.conflicts)).toBe(1);
     expect(await counterValue(metrics.conflictsExhausted)).toBe(0);
   });
@@ -116,7 +144,7 @@ describe('KubeLedger against the fake API server', () => {
     expect(err).toBeInstanceOf(GuardError);
     expect((err as GuardError).code).toBe('RG_ERR_LEDGER_CONFLICT');
     expect((err as GuardError).status).toBe(200);
-    expect(ledgerRequests(fake)).toEqual(['GET', 'PUT', 'GET', 'PUT', 'GET', 'PUT']);
+    expect(ledgerRequests(fake)).toEqual(['PUT', 'GET', 'PUT', 'GET', 'PUT']);
     expect(rateUsed(storedState(fake), W, now)).toBe(0);
     expect(await counterValue(metrics.conflicts)).toBe(3);
     expect(await counterValue(metrics.conflictsExhausted)).toBe(1);
@@ -144,11 +172,11 @@ describe('KubeLedger against the fake API server', () => {
       if (runs++ === 0) fake.remove('configmaps', NS, CM);
       return { result: undefined, next: recordEpisodeKey(s, 'k1', now, ledger.limits).state };
     });
-    expect(ledgerRequests(fake)).toEqual(['GET', 'PUT', 'GET', 'POST']);
+    expect(ledgerRequests(fake)).toEqual(['PUT', 'GET', 'POST']);
     expect(hasEpisodeKey(storedState(fake), 'k1', now, ledger.limits)).toBe(true);
   });
 
-  it('batches a burst: transactions arriving while a round is in flight share the next GET and PUT', async () => {
+  it('batches a burst: transactions arriving while a round is in flight share the next PUT', async () => {
     const { ledger, metrics } = guard();
     await addKey(ledger, 'warm-up');
     fake.requests.length = 0;
@@ -157,7 +185,7 @@ describe('KubeLedger against the fake API server', () => {
     const rest = Array.from({ length: 49 }, (_, i) => addKey(ledger, `k${i + 1}`));
     const results = await Promise.all([first, ...rest]);
     expect(results.every((r) => r === true)).toBe(true);
-    expect(ledgerRequests(fake)).toEqual(['GET', 'PUT', 'GET', 'PUT']);
+    expect(ledgerRequests(fake)).toEqual(['PUT', 'PUT']);
     expect(storedState(fake).episodeKeys).toHaveLength(51);
     const batches = await histogramTotals(metrics.batchSize);
     expect(batches).toEqual({ sum: 51, count: 3 });
