@@ -1,0 +1,67 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ledgerConfigMapName } from '../../src/cluster/kube-ledger.ts';
+import type { AssembledGuard } from '../../src/guard.ts';
+import { FakeApiServer } from '../fake-apiserver/fake-apiserver.ts';
+import { startClusterGuards } from '../helpers/cluster-guards.ts';
+import { AGENT, type Review, scaleReview } from '../helpers/fixtures.ts';
+
+// What each kind of decision costs the API server in ledger calls: only what a decision
+// records is written, and a decision that records nothing reads from the replica's last
+// state. The calls are counted at the API server.
+
+let fake: FakeApiServer;
+let dir: string;
+let guard: AssembledGuard;
+const CM = ledgerConfigMapName(AGENT);
+
+beforeAll(async () => {
+  fake = await FakeApiServer.start({ bookmarkIntervalMs: 50 });
+  dir = await mkdtemp(join(tmpdir(), 'rg-admission-writes-'));
+  // A housekeeping round would write between the requests counted here: not within this test.
+  [guard] = (await startClusterGuards(fake.url, dir, ['guard-a'], { ledger: { housekeepingInterval: '1m', readCacheTtl: '10s' } })) as [AssembledGuard];
+}, 30_000);
+afterAll(async () => {
+  await guard.close();
+  await fake.close();
+  await rm(dir, { recursive: true, force: true });
+});
+
+let n = 0;
+async function send(webhook: 'mutate' | 'validate', body: Review): Promise<boolean> {
+  const payload = { ...body, request: { ...body.request, uid: `${body.request.uid}-${n++}` } };
+  const res = await guard.app.webhook.inject({ method: 'POST', url: `/${webhook}?timeout=10s`, payload });
+  expect(res.statusCode).toBe(200);
+  return (res.json() as { response: { allowed: boolean } }).response.allowed;
+}
+
+const ledgerCalls = () => fake.requests.filter((r) => r.includes(`/configmaps/${CM}`)).map((r) => r.split(' ')[0]);
+
+describe('ledger calls per decision on a cluster', () => {
+  it('writes growth once by compare-and-swap, and nothing for a scale-down or an unclamped mutating call', async () => {
+    expect(await send('validate', scaleReview('web', 1, 2))).toBe(true);
+    expect(fake.get('configmaps', 'replica-guard', CM)).toBeDefined();
+    fake.requests.length = 0;
+
+    expect(await send('mutate', scaleReview('web', 2, 3))).toBe(true);
+    expect(await send('validate', scaleReview('web', 3, 2))).toBe(true);
+    expect(await send('mutate', scaleReview('web', 3, 2))).toBe(true);
+    expect(ledgerCalls()).toEqual([]);
+
+    // Growth: one PUT from the state last written, no read before it.
+    expect(await send('validate', scaleReview('web', 2, 3))).toBe(true);
+    expect(ledgerCalls()).toEqual(['PUT']);
+  });
+
+  it('reads first when another writer changed the ledger since, and still records once', async () => {
+    const stored = fake.get('configmaps', 'replica-guard', CM);
+    if (!stored) throw new Error('no ledger ConfigMap');
+    // Another replica's write: a new resourceVersion the cached state does not carry.
+    fake.put('configmaps', { ...stored, metadata: { ...stored.metadata, annotations: { touched: 'by another replica' } } });
+    fake.requests.length = 0;
+    expect(await send('validate', scaleReview('web', 3, 4))).toBe(true);
+    expect(ledgerCalls()).toEqual(['PUT', 'GET', 'PUT']);
+  });
+});
