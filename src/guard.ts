@@ -266,6 +266,7 @@ export async function assembleGuard(config: GuardConfig, deps: GuardDeps): Promi
     recorder,
     switches: safety.gate,
     housekeeper,
+    recordDenialsAfterAnswer: deps.cluster !== undefined,
     events:
       deps.cluster && config.events.enabled
         ? new KubeEventRecorder({
@@ -335,7 +336,9 @@ export async function assembleGuard(config: GuardConfig, deps: GuardDeps): Promi
       losses?.stop();
       await kubeView?.stop();
       await Promise.all([app.webhook.close(), app.ops.close()]);
-      // After the last decision: what it only read is written before the process goes.
+      // After the last decision: the records written after their answers, and what
+      // decisions only read, are written before the process goes.
+      await ledger.idle();
       await housekeeper.stop();
       await housekeeper.runOnce();
       await recorder?.close();

@@ -7,6 +7,9 @@ import { housekept } from '../cluster/ledger-housekeeping.ts';
 import { type Episode, episodeKey, workloadKeyOf } from '../core/episode.ts';
 import { countUnderPolicy, potentialOf } from '../core/instances.ts';
 import {
+  type AgentLedgerState,
+  type FamilyObservation,
+  type LedgerLimits,
   addProvenance,
   compactId,
   confirmReservation,
@@ -88,6 +91,12 @@ export interface ReviewHandlerDeps {
   readonly events?: EventSink | undefined;
   /** The safety switches (freeze, break-glass, exemptions); absent: none apply. */
   readonly switches?: SwitchGate | undefined;
+  /**
+   * Answer a denial before its episode is in the ledger, and record it right after (the
+   * shared ledger: a denial then costs no API call before its answer). Its audit line and
+   * recording follow the record. Default false: recorded in the decision's own step.
+   */
+  readonly recordDenialsAfterAnswer?: boolean | undefined;
   /** Told of every agent a decision read the ledger for: it writes the housekeeping decisions only read. */
   readonly housekeeper?: Pick<LedgerHousekeeper, 'touched'> | undefined;
 }
@@ -325,6 +334,7 @@ export function createReviewHandler(deps: ReviewHandlerDeps): ReviewHandler {
       const lead = resolution === decided.resolution ? decided.lead : leadJudgement(judgements, resolution);
       let held: number | undefined;
       let isNew: boolean | undefined;
+      let denialRecord: DenialRecord | undefined;
       let sums: EpisodeSums | undefined;
       if (spend && lead?.growth) {
         if (webhook === 'mutate' && resolution.type === 'clamp') {
@@ -337,22 +347,20 @@ export function createReviewHandler(deps: ReviewHandlerDeps): ReviewHandler {
           // when the key is new: a retry loop can never inflate E, O or AOC.
           const facts = episodeFacts(lead, held, decision.kind === 'denied');
           sums = episodeSums(facts, { tolerance });
-          const recorded = recordEpisodeOnce(state, key, sums, now, limits);
-          state = recorded.state;
-          isNew = recorded.isNew;
           const family = families[judgements.indexOf(lead)];
-          if (isNew && family) {
-            const measured = needClassOf(facts) === 'measured';
-            state = recordFamily(
-              state,
-              {
-                instances: family.potential + ownPotential(change, lead.policy, decision.kind === 'denied'),
-                workload: measured ? workloadKey : undefined,
-                need: measured ? (facts.need ?? undefined) : undefined,
-              },
-              now,
-              limits,
-            );
+          const measured = needClassOf(facts) === 'measured';
+          const observed: FamilyObservation | undefined = family && {
+            instances: family.potential + ownPotential(change, lead.policy, decision.kind === 'denied'),
+            workload: measured ? workloadKey : undefined,
+            need: measured ? (facts.need ?? undefined) : undefined,
+          };
+          if (decision.kind === 'denied' && deps.recordDenialsAfterAnswer === true) {
+            // A denial spends no allowance: its record need not hold up the answer.
+            denialRecord = { key, sums, observed };
+          } else {
+            const recorded = recordEpisodeWithFamily(state, key, sums, observed, now, limits);
+            state = recorded.state;
+            isNew = recorded.isNew;
           }
           if (decision.kind !== 'denied') {
             const added = addedPotential(change, lead.policy);
@@ -366,7 +374,7 @@ export function createReviewHandler(deps: ReviewHandlerDeps): ReviewHandler {
         }
       }
       return {
-        result: { judgements, resolution, decision, lead, held, isNew, sums, recordedFacts },
+        result: { judgements, resolution, decision, lead, held, isNew, sums, recordedFacts, denialRecord },
         next: spend && state !== read ? state : undefined,
       };
     };
@@ -378,55 +386,73 @@ export function createReviewHandler(deps: ReviewHandlerDeps): ReviewHandler {
       deps.switches?.counted(switchNameOf(decision.auditAnnotations.switch), decision.kind);
     }
 
-    let requested = lead?.to ?? change.after?.steady ?? 0;
-    let episode: 'recorded' | 'duplicate' | undefined;
-    if (webhook === 'validate' && writes && lead?.growth && settled.isNew !== undefined) {
-      if (settled.held !== undefined) requested = settled.held;
-      const verdict = episodeVerdictOf(decision, settled.held, lead);
-      if (settled.isNew) {
-        const key = episodeKey(agent.username, change, lead.from, lead.to);
-        const admitted = verdict === 'denied' ? lead.from : lead.to;
-        deps.ledger.keepRecord(episodeOf(key, agent, interpretation, lead, requested, admitted, verdict, now));
-        // Counted after the write committed, from the very sums it wrote.
-        if (settled.sums) deps.risk?.countEpisode(agent.username, settled.sums, requested - admitted);
-      }
-      episode = settled.isNew ? 'recorded' : 'duplicate';
+    const record = settled.denialRecord;
+    if (record === undefined) {
+      finish(settled.isNew);
+      return decision;
     }
-    if (webhook === 'validate' && writes && decision.kind !== 'denied') {
-      observe(change);
-      deps.onAdmitted?.(change);
-    }
+    // Answered now; the audit line and the recording follow the record, which says whether
+    // the episode is new.
+    deps.ledger
+      .transact(agent.username, (state) => {
+        const out = recordEpisodeWithFamily(expire(state, now, limits), record.key, record.sums, record.observed, now, limits);
+        return { result: out.isNew, next: out.isNew ? out.state : undefined };
+      })
+      .then(finish, (err: unknown) => {
+        logger.error({ err, uid: req.uid, agent: agent.username }, 'could not record the episode of a denial');
+        finish(undefined);
+      });
+    return decision;
 
-    audit(webhook, req, agent, interpretation, decision, {
-      from: lead?.from ?? change.before?.steady ?? 0,
-      requested,
-      lead,
-      episode,
-    });
-    // Past the deadline the fallback answered, and recorded that answer instead.
-    if (recording && deps.recorder && !signal.aborted) {
-      const growth = lead?.growth === true;
-      deps.recorder.record({
-        at: now,
-        request: req,
-        agent: agent.username,
-        policies,
-        decidedBy: 'policies',
-        lookups,
-        kind: interpretation.kind,
-        staleness,
-        stale,
-        facts: settled.recordedFacts,
-        decision,
-        lead,
+    /** Counts the episode once it is known whether it is new, then audits and records the review. */
+    function finish(isNew: boolean | undefined): void {
+      let requested = lead?.to ?? change.after?.steady ?? 0;
+      let episode: 'recorded' | 'duplicate' | undefined;
+      if (webhook === 'validate' && writes && lead?.growth && isNew !== undefined) {
+        if (settled.held !== undefined) requested = settled.held;
+        const verdict = episodeVerdictOf(decision, settled.held, lead);
+        if (isNew) {
+          const key = episodeKey(agent.username, change, lead.from, lead.to);
+          const admitted = verdict === 'denied' ? lead.from : lead.to;
+          deps.ledger.keepRecord(episodeOf(key, agent, interpretation, lead, requested, admitted, verdict, now));
+          // Counted after the write committed, from the very sums it wrote.
+          if (settled.sums) deps.risk?.countEpisode(agent.username, settled.sums, requested - admitted);
+        }
+        episode = isNew ? 'recorded' : 'duplicate';
+      }
+      if (webhook === 'validate' && writes && decision.kind !== 'denied') {
+        observe(change);
+        deps.onAdmitted?.(change);
+      }
+      audit(webhook, req, agent, interpretation, decision, {
         from: lead?.from ?? change.before?.steady ?? 0,
         requested,
-        to: lead?.to ?? change.after?.steady ?? 0,
-        episodeVerdict: growth ? episodeVerdictOf(decision, settled.held, lead) : undefined,
+        lead,
         episode,
       });
+      // Past the deadline the fallback answered, and recorded that answer instead.
+      if (recording && deps.recorder && !signal.aborted) {
+        deps.recorder.record({
+          at: now,
+          request: req,
+          agent: agent.username,
+          policies,
+          decidedBy: 'policies',
+          lookups,
+          kind: interpretation.kind,
+          staleness,
+          stale,
+          facts: settled.recordedFacts,
+          decision,
+          lead,
+          from: lead?.from ?? change.before?.steady ?? 0,
+          requested,
+          to: lead?.to ?? change.after?.steady ?? 0,
+          episodeVerdict: lead?.growth === true ? episodeVerdictOf(decision, settled.held, lead) : undefined,
+          episode,
+        });
+      }
     }
-    return decision;
   }
 
   function ledgerConflict(webhook: Webhook, req: AdmissionRequest, agent: AgentIdentity, err: GuardError): Decision {
@@ -652,6 +678,32 @@ interface Settled {
   readonly sums: EpisodeSums | undefined;
   /** What each policy's judgement consulted, when the review is recorded. */
   readonly recordedFacts: readonly RecordedPolicyFacts[] | undefined;
+  /** A denial's episode, to be recorded after the answer (`recordDenialsAfterAnswer`). */
+  readonly denialRecord: DenialRecord | undefined;
+}
+
+/** What a denial's episode puts in the ledger: its key, its risk sums and the family it saw. */
+interface DenialRecord {
+  readonly key: string;
+  readonly sums: EpisodeSums;
+  readonly observed: FamilyObservation | undefined;
+}
+
+/**
+ * Records an episode's key with its risk sums, and the family it saw, only when the key is
+ * new: a retry loop can never inflate E, O or AOC.
+ */
+function recordEpisodeWithFamily(
+  state: AgentLedgerState,
+  key: string,
+  sums: EpisodeSums,
+  observed: FamilyObservation | undefined,
+  now: Date,
+  limits: LedgerLimits,
+): { readonly state: AgentLedgerState; readonly isNew: boolean } {
+  const recorded = recordEpisodeOnce(state, key, sums, now, limits);
+  if (!recorded.isNew || observed === undefined) return recorded;
+  return { state: recordFamily(recorded.state, observed, now, limits), isNew: true };
 }
 
 /** The episode's verdict: clamped when the mutating call held a higher requested count. */

@@ -148,6 +148,7 @@ export class KubeLedger extends TransactionalLedger {
   /** Per agent, the state this process last read or wrote, and when (monotonic). */
   readonly #cache: LruMap<CachedState>;
   readonly #running = new Set<string>();
+  readonly #drains = new Set<Promise<void>>();
   /** Agents whose ConfigMap held unreadable data, logged once each. */
   readonly #warned = new Set<string>();
 
@@ -181,10 +182,16 @@ export class KubeLedger extends TransactionalLedger {
       if (queue) queue.push(pending);
       else this.#queues.set(agent, [pending]);
       if (!this.#running.has(agent)) {
+        const drained: Promise<void> = this.#drain(agent).finally(() => this.#drains.delete(drained));
         this.#running.add(agent);
-        void this.#drain(agent);
+        this.#drains.add(drained);
       }
     });
+  }
+
+  /** Resolves once every transaction queued so far, and any queued meanwhile, has settled: a stopping guard's last writes. */
+  override async idle(): Promise<void> {
+    while (this.#drains.size > 0) await Promise.allSettled([...this.#drains]);
   }
 
   async #drain(agent: string): Promise<void> {

@@ -55,6 +55,8 @@ export interface Ledger {
   episodes(agent: string, since: Date): Promise<readonly Episode[]>;
   /** Keeps the full record of an episode whose key a transaction recorded as new. */
   keepRecord(episode: Episode): void;
+  /** Resolves once the transactions queued so far have settled (a ledger that applies them at once: at once). */
+  idle(): Promise<void>;
 }
 
 /**
@@ -201,6 +203,10 @@ export abstract class TransactionalLedger implements Ledger {
 
   keepRecord(episode: Episode): void {
     this.#remember(episode);
+  }
+
+  async idle(): Promise<void> {
+    // Nothing queued: a subclass that queues says otherwise.
   }
 
   async episodes(agent: string, since: Date): Promise<readonly Episode[]> {

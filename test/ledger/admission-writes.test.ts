@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ledgerConfigMapName } from '../../src/cluster/kube-ledger.ts';
+import { parseState } from '../../src/core/ledger-state.ts';
 import type { AssembledGuard } from '../../src/guard.ts';
 import { FakeApiServer } from '../fake-apiserver/fake-apiserver.ts';
 import { startClusterGuards } from '../helpers/cluster-guards.ts';
@@ -15,6 +16,7 @@ import { AGENT, type Review, scaleReview } from '../helpers/fixtures.ts';
 let fake: FakeApiServer;
 let dir: string;
 let guard: AssembledGuard;
+let closed = false;
 const CM = ledgerConfigMapName(AGENT);
 
 beforeAll(async () => {
@@ -24,7 +26,7 @@ beforeAll(async () => {
   [guard] = (await startClusterGuards(fake.url, dir, ['guard-a'], { ledger: { housekeepingInterval: '1m', readCacheTtl: '10s' } })) as [AssembledGuard];
 }, 30_000);
 afterAll(async () => {
-  await guard.close();
+  if (!closed) await guard.close();
   await fake.close();
   await rm(dir, { recursive: true, force: true });
 });
@@ -37,6 +39,10 @@ async function send(webhook: 'mutate' | 'validate', body: Review): Promise<boole
   return (res.json() as { response: { allowed: boolean } }).response.allowed;
 }
 
+const storedKeys = () => {
+  const data = fake.get('configmaps', 'replica-guard', CM)?.data as Record<string, string> | undefined;
+  return parseState(data?.state).state.episodeKeys.length;
+};
 const ledgerCalls = () => fake.requests.filter((r) => r.includes(`/configmaps/${CM}`)).map((r) => r.split(' ')[0]);
 
 describe('ledger calls per decision on a cluster', () => {
@@ -63,5 +69,24 @@ describe('ledger calls per decision on a cluster', () => {
     fake.requests.length = 0;
     expect(await send('validate', scaleReview('web', 3, 4))).toBe(true);
     expect(ledgerCalls()).toEqual(['PUT', 'GET', 'PUT']);
+  });
+
+  it('answers a denial before its episode is written, and writes the episode right after', async () => {
+    fake.requests.length = 0;
+    const keysBefore = storedKeys();
+    // A slow API server: the answer comes before the write could have.
+    fake.setLatency(300);
+    expect(await send('validate', scaleReview('web', 3, 500))).toBe(false);
+    expect(storedKeys()).toBe(keysBefore);
+    fake.setLatency(0);
+    // The record follows the answer: one PUT adds the episode's key.
+    await expect.poll(storedKeys, { timeout: 5000 }).toBe(keysBefore + 1);
+    expect(ledgerCalls()).toEqual(['PUT']);
+    // The same denial again (an agent's retry) is the same episode: nothing more is written.
+    expect(await send('validate', scaleReview('web', 3, 500))).toBe(false);
+    // Closing waits for the records queued after their answers.
+    closed = true;
+    await guard.close();
+    expect(storedKeys()).toBe(keysBefore + 1);
   });
 });
