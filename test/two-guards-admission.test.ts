@@ -5,11 +5,11 @@ import type { NodeInfo } from '../src/admission/node-eligibility.ts';
 import { createReviewHandler, type ReviewHandler } from '../src/admission/review-handler.ts';
 import { systemClock } from '../src/clock.ts';
 import type { ClusterView } from '../src/cluster/cluster-view.ts';
-import { FamilyAggregates, type ProvenanceUid } from '../src/cluster/family-aggregates.ts';
+import { FamilyAggregates, type FamilyQuery } from '../src/cluster/family-aggregates.ts';
 import { KubeLedger } from '../src/cluster/kube-ledger.ts';
 import { WorkloadIndex } from '../src/cluster/workload-index.ts';
 import { podFingerprints } from '../src/core/fingerprint.ts';
-import type { AgentIdentity, WorkloadRef, WorkloadSnapshot } from '../src/core/types.ts';
+import type { WorkloadRef, WorkloadSnapshot } from '../src/core/types.ts';
 import { StaticLoadSource } from '../src/load/static-load-source.ts';
 import { compileAgentMatcher } from '../src/policy/agent-matcher.ts';
 import { parsePolicyText } from '../src/policy/policy-loader.ts';
@@ -48,8 +48,8 @@ class FrozenView implements ClusterView {
   scalerOf(ref: WorkloadRef) {
     return this.#index.scalerOf(ref);
   }
-  family(agent: AgentIdentity, provenance: readonly ProvenanceUid[], ignoreImages: readonly string[], excluding: WorkloadRef) {
-    return this.#families.family(agent, provenance, ignoreImages, excluding);
+  family(query: FamilyQuery) {
+    return this.#families.family(query);
   }
   isGone(): boolean {
     return false;

@@ -292,7 +292,7 @@ export function createReviewHandler(deps: ReviewHandlerDeps): ReviewHandler {
         agent,
         (policy, i) => {
           const ignore = policy.clones?.ignoreImages ?? [];
-          const seen = deps.view.family(agent, read.provenance, ignore, change.ref);
+          const seen = deps.view.family({ agent, provenance: read.provenance, ignoreImages: ignore, excluding: change.ref });
           const family = { workloads: seen.workloads, potential: seen.potential + pending };
           families[i] = stale ? undefined : family;
           const facts: DecisionFacts = {

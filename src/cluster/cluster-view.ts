@@ -1,7 +1,7 @@
 import type { NodeInfo } from '../admission/node-eligibility.ts';
 import type { FamilyLookups, FamilyTally } from '../core/family.ts';
-import type { AgentIdentity, WorkloadRef, WorkloadSnapshot } from '../core/types.ts';
-import type { ProvenanceUid } from './family-aggregates.ts';
+import type { WorkloadRef, WorkloadSnapshot } from '../core/types.ts';
+import type { FamilyQuery } from './family-aggregates.ts';
 
 export type { WorkloadSnapshot } from '../core/types.ts';
 
@@ -20,17 +20,11 @@ export interface ClusterView extends FamilyLookups {
    */
   isGone(uid: string): boolean;
   /**
-   * The agent's family with this provenance, the judged workload (`excluding`) left out:
-   * what {@link familyOf} computes over the lookups, read from aggregates the view keeps
-   * up to date as it changes (family-aggregates.ts), so that its cost does not grow with
-   * the family.
+   * The agent's family: what {@link familyOf} computes over the lookups, read from
+   * aggregates the view keeps up to date as it changes (family-aggregates.ts), so that
+   * its cost does not grow with the family.
    */
-  family(
-    agent: AgentIdentity,
-    provenance: readonly ProvenanceUid[],
-    ignoreImages: readonly string[],
-    excluding: WorkloadRef,
-  ): FamilyTally;
+  family(query: FamilyQuery): FamilyTally;
   /** The cluster's nodes, or undefined when they are not known. */
   nodes(): readonly NodeInfo[] | undefined;
   /**

@@ -133,22 +133,8 @@ interface Store extends FamilyLookups {
   family: FamilyAggregates['family'];
 }
 
-function indexStore(maxFamilies: number): Store {
-  const index = new WorkloadIndex();
-  const families = new FamilyAggregates(index, { maxFamilies });
-  return {
-    set: (s) => index.set(s),
-    delete: (r) => index.delete(r),
-    workloadByUid: (uid) => index.byUid(uid),
-    runningAs: (sa) => index.runningAs(sa),
-    withFingerprint: (key) => index.withFingerprint(key),
-    scalerOf: (ref) => index.scalerOf(ref),
-    family: (...args) => families.family(...args),
-  };
-}
-
-function kubeStore(): Store {
-  const w = new ViewWorkloads();
+/** The lookups the walk reads and the families under test, over one store. */
+function storeOf(w: Pick<WorkloadIndex, 'set' | 'delete' | 'byUid' | 'runningAs' | 'withFingerprint' | 'scalerOf'>, families: Pick<FamilyAggregates, 'family'>): Store {
   return {
     set: (s) => w.set(s),
     delete: (r) => w.delete(r),
@@ -156,8 +142,18 @@ function kubeStore(): Store {
     runningAs: (sa) => w.runningAs(sa),
     withFingerprint: (key) => w.withFingerprint(key),
     scalerOf: (ref) => w.scalerOf(ref),
-    family: (...args) => w.family(...args),
+    family: (query) => families.family(query),
   };
+}
+
+function indexStore(maxFamilies: number): Store {
+  const index = new WorkloadIndex();
+  return storeOf(index, new FamilyAggregates(index, { maxFamilies }));
+}
+
+function kubeStore(): Store {
+  const w = new ViewWorkloads();
+  return storeOf(w, w);
 }
 
 /** How often the comparisons met what makes families hard, counted per property. */
@@ -207,7 +203,7 @@ function run(store: Store, ops: readonly Op[]): void {
       excluding,
     );
     tally(agent, walked, excluding, store, list.map((p) => p.uid));
-    const kept = store.family(agent, list, ignore, excluding);
+    const kept = store.family({ agent, provenance: list, ignoreImages: ignore, excluding });
     const label = `${agent.username} ignoring [${ignore.join(', ')}] without ${keyOfRef(excluding)}`;
     expect([...kept.members()].map((m) => keyOfRef(m.ref)).sort(), label).toEqual(walked.members.map((m) => keyOfRef(m.ref)).sort());
     expect({ workloads: kept.workloads, potential: kept.potential }, label).toEqual({

@@ -54,12 +54,12 @@ describe('FamilyAggregates', () => {
     const index = new WorkloadIndex();
     const families = new FamilyAggregates(index);
     index.set(snapshot('web', { steady: 2 }));
-    expect(families.family(agent, [], [], nothing)).toMatchObject({ workloads: 1, potential: 2 });
+    expect(families.family({ agent, provenance: [], ignoreImages: [], excluding: nothing })).toMatchObject({ workloads: 1, potential: 2 });
     index.set(snapshot('api', { steady: 3, args: ['api'] }));
     index.set(snapshot('web', { steady: 5 }));
-    expect(families.family(agent, [], [], nothing)).toMatchObject({ workloads: 2, potential: 8 });
+    expect(families.family({ agent, provenance: [], ignoreImages: [], excluding: nothing })).toMatchObject({ workloads: 2, potential: 8 });
     index.delete(snapshot('web').ref);
-    const family = families.family(agent, [], [], nothing);
+    const family = families.family({ agent, provenance: [], ignoreImages: [], excluding: nothing });
     expect(family).toMatchObject({ workloads: 1, potential: 3 });
     expect(names(family.members())).toEqual(['api']);
   });
@@ -69,13 +69,13 @@ describe('FamilyAggregates', () => {
     const families = new FamilyAggregates(index);
     index.set(snapshot('mine', { sa: 'worker', namespace: 'elsewhere' }));
     index.set(snapshot('clone', { sa: 'worker', namespace: 'other', image: 'registry.example/agent:9' }));
-    expect(families.family(agent, [], [], nothing).workloads).toBe(0);
+    expect(families.family({ agent, provenance: [], ignoreImages: [], excluding: nothing }).workloads).toBe(0);
     const provenance = [{ uid: 'uid-mine' }];
-    expect(names(families.family(agent, provenance, [], nothing).members())).toEqual(['clone', 'mine']);
+    expect(names(families.family({ agent, provenance: provenance, ignoreImages: [], excluding: nothing }).members())).toEqual(['clone', 'mine']);
     // A clone made later is found without asking again from scratch.
     index.set(snapshot('later', { sa: 'worker', namespace: 'third', steady: 4 }));
-    expect(families.family(agent, provenance, [], nothing)).toMatchObject({ workloads: 3, potential: 8 });
-    expect(families.family(agent, [], [], nothing)).toMatchObject({ workloads: 0, potential: 0 });
+    expect(families.family({ agent, provenance: provenance, ignoreImages: [], excluding: nothing })).toMatchObject({ workloads: 3, potential: 8 });
+    expect(families.family({ agent, provenance: [], ignoreImages: [], excluding: nothing })).toMatchObject({ workloads: 0, potential: 0 });
   });
 
   it('never expands an ignored image', () => {
@@ -84,8 +84,8 @@ describe('FamilyAggregates', () => {
     index.set(snapshot('mine', { sa: 'worker', image: 'docker.io/library/python:3.12' }));
     index.set(snapshot('lookalike', { sa: 'worker', namespace: 'x', image: 'docker.io/library/python:3.11' }));
     const provenance = [{ uid: 'uid-mine' }];
-    expect(families.family(agent, provenance, ['docker.io/library/*'], nothing).workloads).toBe(1);
-    expect(families.family(agent, provenance, [], nothing).workloads).toBe(2);
+    expect(families.family({ agent, provenance: provenance, ignoreImages: ['docker.io/library/*'], excluding: nothing }).workloads).toBe(1);
+    expect(families.family({ agent, provenance: provenance, ignoreImages: [], excluding: nothing }).workloads).toBe(2);
   });
 
   it("counts at the top owner only, and raises an HPA's target while the HPA is there", () => {
@@ -93,13 +93,13 @@ describe('FamilyAggregates', () => {
     const families = new FamilyAggregates(index);
     index.set(snapshot('web', { steady: 2 }));
     index.set(snapshot('web-abc', { steady: 2, owner: 'uid-web' }));
-    expect(families.family(agent, [], [], nothing)).toMatchObject({ workloads: 1, potential: 2 });
+    expect(families.family({ agent, provenance: [], ignoreImages: [], excluding: nothing })).toMatchObject({ workloads: 1, potential: 2 });
     index.set(hpa('web', 8));
-    expect(families.family(agent, [], [], nothing)).toMatchObject({ workloads: 1, potential: 8 });
+    expect(families.family({ agent, provenance: [], ignoreImages: [], excluding: nothing })).toMatchObject({ workloads: 1, potential: 8 });
     index.set(hpa('web', 5));
-    expect(families.family(agent, [], [], nothing).potential).toBe(5);
+    expect(families.family({ agent, provenance: [], ignoreImages: [], excluding: nothing }).potential).toBe(5);
     index.delete(hpa('web', 5).ref);
-    expect(families.family(agent, [], [], nothing).potential).toBe(2);
+    expect(families.family({ agent, provenance: [], ignoreImages: [], excluding: nothing }).potential).toBe(2);
   });
 
   it('leaves out the judged workload, and names a member a new template clones', () => {
@@ -108,11 +108,11 @@ describe('FamilyAggregates', () => {
     index.set(snapshot('web', { steady: 2 }));
     index.set(snapshot('api', { steady: 3, args: ['api'] }));
     const web = { ...nothing, name: 'web' };
-    expect(families.family(agent, [], [], web)).toMatchObject({ workloads: 1, potential: 3 });
+    expect(families.family({ agent, provenance: [], ignoreImages: [], excluding: web })).toMatchObject({ workloads: 1, potential: 3 });
     const same = podFingerprints('agent-1', [{ image: 'registry.example/agent:2.0', args: ['serve'] }]);
-    expect(families.family(agent, [], [], nothing).clonedMember(same)).toMatchObject({ name: 'web' });
-    expect(families.family(agent, [], [], web).clonedMember(same)).toBeUndefined();
-    expect(families.family(agent, [], ['registry.example/*'], nothing).clonedMember(same)).toBeUndefined();
+    expect(families.family({ agent, provenance: [], ignoreImages: [], excluding: nothing }).clonedMember(same)).toMatchObject({ name: 'web' });
+    expect(families.family({ agent, provenance: [], ignoreImages: [], excluding: web }).clonedMember(same)).toBeUndefined();
+    expect(families.family({ agent, provenance: [], ignoreImages: ['registry.example/*'], excluding: nothing }).clonedMember(same)).toBeUndefined();
   });
 
   it('answers a read without walking the family once it is built', () => {
@@ -120,9 +120,9 @@ describe('FamilyAggregates', () => {
     const families = new FamilyAggregates(index);
     for (let i = 0; i < 200; i++) index.set(snapshot(`w-${i}`, { args: [`${i}`] }));
     const provenance = [{ uid: 'uid-w-1' }];
-    families.family(agent, provenance, [], nothing);
+    families.family({ agent, provenance: provenance, ignoreImages: [], excluding: nothing });
     const built = index.walks;
-    for (let i = 0; i < 100; i++) expect(families.family(agent, provenance, [], { ...nothing, name: `w-${i}` }).workloads).toBe(199);
+    for (let i = 0; i < 100; i++) expect(families.family({ agent, provenance: provenance, ignoreImages: [], excluding: { ...nothing, name: `w-${i}` } }).workloads).toBe(199);
     expect(index.walks).toBe(built);
   });
 
@@ -132,10 +132,10 @@ describe('FamilyAggregates', () => {
     const other: AgentIdentity = { username: 'system:serviceaccount:agents:agent-2', serviceAccount: { namespace: 'agents', name: 'agent-2' } };
     index.set(snapshot('web'));
     index.set(snapshot('two', { sa: 'agent-2' }));
-    expect(families.family(agent, [], [], nothing).workloads).toBe(1);
-    expect(families.family(other, [], [], nothing).workloads).toBe(1);
+    expect(families.family({ agent, provenance: [], ignoreImages: [], excluding: nothing }).workloads).toBe(1);
+    expect(families.family({ agent: other, provenance: [], ignoreImages: [], excluding: nothing }).workloads).toBe(1);
     expect(families.size).toBe(1);
     index.set(snapshot('api', { args: ['api'] }));
-    expect(families.family(agent, [], [], nothing).workloads).toBe(2);
+    expect(families.family({ agent, provenance: [], ignoreImages: [], excluding: nothing }).workloads).toBe(2);
   });
 });

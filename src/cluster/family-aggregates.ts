@@ -15,6 +15,17 @@ export interface ProvenanceUid {
   readonly uid: string;
 }
 
+/** Whose family, and without what: the arguments of {@link familyOf}. */
+export interface FamilyQuery {
+  readonly agent: AgentIdentity;
+  /** The ledger's list: when the same array comes again, nothing is compared. */
+  readonly provenance: readonly ProvenanceUid[];
+  /** Images that never mark a clone. */
+  readonly ignoreImages: readonly string[];
+  /** The judged workload, left out. */
+  readonly excluding: WorkloadRef;
+}
+
 interface Member {
   readonly snapshot: WorkloadSnapshot;
   readonly potential: number;
@@ -76,17 +87,8 @@ export class FamilyAggregates {
     return this.#families.size;
   }
 
-  /**
-   * The agent's family with `provenance` (the ledger's list: when the same array comes
-   * again, nothing is compared), `ignoreImages` never marking clones, and `excluding`
-   * (the judged workload) left out: the facts {@link familyOf} gives.
-   */
-  family(
-    agent: AgentIdentity,
-    provenance: readonly ProvenanceUid[],
-    ignoreImages: readonly string[],
-    excluding: WorkloadRef,
-  ): FamilyTally {
+  /** The agent's family: the facts {@link familyOf} gives for the same query. */
+  family({ agent, provenance, ignoreImages, excluding }: FamilyQuery): FamilyTally {
     const sa = agent.serviceAccount?.name;
     const id = `${agent.username}\u0000${sa ?? ''}\u0000${ignoreImages.join('\u0000')}`;
     const family = this.#families.get(id) ?? this.#build(id, sa, ignoreImages);

@@ -1,8 +1,8 @@
 import type { NodeInfo } from '../admission/node-eligibility.ts';
 import type { FamilyTally } from '../core/family.ts';
-import type { AgentIdentity, WorkloadRef, WorkloadSnapshot } from '../core/types.ts';
+import type { WorkloadRef, WorkloadSnapshot } from '../core/types.ts';
 import type { ObservingClusterView } from './cluster-view.ts';
-import { FamilyAggregates, type ProvenanceUid } from './family-aggregates.ts';
+import { FamilyAggregates, type FamilyQuery } from './family-aggregates.ts';
 import { LruMap } from './lru-map.ts';
 import { WorkloadIndex } from './workload-index.ts';
 
@@ -69,13 +69,8 @@ export class InMemoryClusterView implements ObservingClusterView {
     return this.#index.scalerOf(ref);
   }
 
-  family(
-    agent: AgentIdentity,
-    provenance: readonly ProvenanceUid[],
-    ignoreImages: readonly string[],
-    excluding: WorkloadRef,
-  ): FamilyTally {
-    return this.#families.family(agent, provenance, ignoreImages, excluding);
+  family(query: FamilyQuery): FamilyTally {
+    return this.#families.family(query);
   }
 
   /**

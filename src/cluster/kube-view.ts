@@ -6,10 +6,10 @@ import { anyObjectShape, podSpecShape } from '../admission/object-shapes.ts';
 import { builtInKind, type WorkloadKind } from '../admission/workload-kinds.ts';
 import type { Clock } from '../clock.ts';
 import type { FamilyTally } from '../core/family.ts';
-import type { AgentIdentity, WorkloadRef, WorkloadSnapshot } from '../core/types.ts';
+import type { WorkloadRef, WorkloadSnapshot } from '../core/types.ts';
 import type { WorkloadPod, WorkloadPods, WorkloadPodsReader } from '../load/workload-pods.ts';
 import type { ClusterView } from './cluster-view.ts';
-import type { ProvenanceUid } from './family-aggregates.ts';
+import type { FamilyQuery } from './family-aggregates.ts';
 import { GoneUids } from './gone-uids.ts';
 import type { KubeConnection } from './kube-http.ts';
 import {
@@ -345,14 +345,9 @@ export class KubeView implements ClusterView, WorkloadPodsReader {
     return this.#index.scalerOf(ref);
   }
 
-  family(
-    agent: AgentIdentity,
-    provenance: readonly ProvenanceUid[],
-    ignoreImages: readonly string[],
-    excluding: WorkloadRef,
-  ): FamilyTally {
+  family(query: FamilyQuery): FamilyTally {
     this.#recountIfNeeded();
-    return this.#index.family(agent, provenance, ignoreImages, excluding);
+    return this.#index.family(query);
   }
 
   nodes(): readonly NodeInfo[] | undefined {

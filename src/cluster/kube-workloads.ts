@@ -1,6 +1,6 @@
 import type { FamilyTally } from '../core/family.ts';
-import type { AgentIdentity, WorkloadRef, WorkloadSnapshot } from '../core/types.ts';
-import { FamilyAggregates, type ProvenanceUid } from './family-aggregates.ts';
+import type { WorkloadRef, WorkloadSnapshot } from '../core/types.ts';
+import { FamilyAggregates, type FamilyQuery } from './family-aggregates.ts';
 import { KeyLists } from './key-lists.ts';
 import { WorkloadIndex } from './workload-index.ts';
 
@@ -54,13 +54,8 @@ export class ViewWorkloads {
     return this.#top.scalerOf(ref);
   }
 
-  family(
-    agent: AgentIdentity,
-    provenance: readonly ProvenanceUid[],
-    ignoreImages: readonly string[],
-    excluding: WorkloadRef,
-  ): FamilyTally {
-    return this.#families.family(agent, provenance, ignoreImages, excluding);
+  family(query: FamilyQuery): FamilyTally {
+    return this.#families.family(query);
   }
 
   /** The workloads the one with this UID controls (a Deployment's ReplicaSets, a CronJob's Jobs). */

@@ -40,7 +40,7 @@ export function watchingLookups(view: ClusterView): { readonly view: ClusterView
     runningAs: (sa) => view.runningAs(sa),
     withFingerprint: (key) => view.withFingerprint(key),
     scalerOf: (ref) => view.scalerOf(ref),
-    family: (agent, provenance, ignoreImages, excluding) => view.family(agent, provenance, ignoreImages, excluding),
+    family: (query) => view.family(query),
   };
   return { view: watched, lookups: () => ({ workloads: [...workloads.values()], nodes }) };
 }
