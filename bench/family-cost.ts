@@ -1,11 +1,12 @@
 // A decision's cost as the agent's family grows: part of `npm run bench:decision`.
 //
-// One agent creates distinct Deployments one per request (`agent-creates-distinct`), so
-// its family grows by one each time, through the review handler as the embedded default
-// wires it. The creates are timed in segments (the growing-family stream); at each
-// measured size the growth pauses for updates of random members (2 → 3 replicas, the
-// family's size unchanged), each timed on its own (the decision at that size). The
-// fixed-family stream (`agent-allowed`, 16 members) runs beside it for the ratio.
+// After a warm-up with a family of its own, one agent creates distinct Deployments one per
+// request (`agent-creates-distinct`), so its family grows by one each time, through the
+// review handler as the embedded default wires it. Each create is timed, and the times
+// summed per segment of 1,000 (the growing-family stream's throughput); at each measured
+// size the growth pauses for updates of random members (2 → 3 replicas, the family's size
+// unchanged), each timed on its own (the decision at that size). The fixed-family stream
+// (`agent-allowed`, 16 members) runs after it in the same process, for the ratio.
 import type { ReviewHandler } from '../src/admission/review-handler.ts';
 import { benchHandler } from './bench-handler.ts';
 import { percentile } from './stats.ts';
@@ -41,7 +42,7 @@ async function answer(handle: ReviewHandler, review: unknown): Promise<void> {
   if (allowed !== true) throw new Error(`the handler answered allowed=${String(allowed)}, expected true`);
 }
 
-/** Reviews per second of `count` parsed reviews answered one after the other. */
+/** Reviews per second of parsed reviews answered one after the other. */
 async function throughput(handle: ReviewHandler, reviews: readonly unknown[]): Promise<number> {
   const started = performance.now();
   for (const r of reviews) await answer(handle, r);
@@ -57,25 +58,38 @@ async function fixedFamily(reviews: number): Promise<number> {
   return throughput(handle, parsed(reviews));
 }
 
+/** Creates at most this many per growth segment: the throughput where the family is small and where it is large. */
+const SEGMENT = 1_000;
+
 /**
- * Grows one agent's family to each of `sizes` (ascending), timing the growth between them,
- * and times `decisions` member updates at each size.
+ * Makes the code hot before anything is timed, with a family of its own: the first
+ * family measured must not pay for the compiler.
  */
-export async function familyCost(sizes: readonly number[], decisions: number, fixedReviews: number): Promise<FamilyCost> {
+async function warmUp(): Promise<void> {
   const handle = benchHandler();
   const bodies = familyBodyFactory();
+  for (let i = 0; i < 3_000; i++) await answer(handle, JSON.parse(bodies.create(i)));
+  for (let i = 0; i < 3_000; i++) await answer(handle, JSON.parse(bodies.update(i)));
+}
+
+/**
+ * Grows one agent's family to each of `sizes` (ascending), timing every create (summed per
+ * segment of {@link SEGMENT}), and times `decisions` member updates at each size.
+ */
+export async function familyCost(sizes: readonly number[], decisions: number, fixedReviews: number): Promise<FamilyCost> {
+  await warmUp();
+  const handle = benchHandler();
+  const bodies = familyBodyFactory();
+  const largest = sizes.at(-1) ?? 0;
+  const createMs = new Float64Array(largest);
   let members = 0;
-  const growth: GrowthSegment[] = [];
   const result: SizeCost[] = [];
-  // Segments of at most 1,000 creates: the throughput where the family is small and where it is large.
-  const step = 1_000;
   for (const size of sizes) {
-    while (members < size) {
-      const from = members;
-      const to = Math.min(size, from + step);
-      const reviews = Array.from({ length: to - from }, (_, k) => JSON.parse(bodies.create(from + k)) as unknown);
-      growth.push({ from, to, reviewsPerSecond: await throughput(handle, reviews) });
-      members = to;
+    for (; members < size; members++) {
+      const review = JSON.parse(bodies.create(members)) as unknown;
+      const started = performance.now();
+      await answer(handle, review);
+      createMs[members] = performance.now() - started;
     }
     const times: number[] = [];
     for (let d = 0; d < decisions; d++) {
@@ -85,14 +99,15 @@ export async function familyCost(sizes: readonly number[], decisions: number, fi
       times.push((performance.now() - started) * 1000);
     }
     times.sort((a, b) => a - b);
-    result.push({
-      size,
-      decisions,
-      p50Us: percentile(times, 50),
-      p99Us: percentile(times, 99),
-      maxUs: times.at(-1) ?? 0,
-    });
+    result.push({ size, decisions, p50Us: percentile(times, 50), p99Us: percentile(times, 99), maxUs: times.at(-1) ?? 0 });
     process.stderr.write(`[decision-cost] family of ${size} done\n`);
+  }
+  const growth: GrowthSegment[] = [];
+  for (let from = 0; from < largest; from += SEGMENT) {
+    const to = Math.min(largest, from + SEGMENT);
+    let ms = 0;
+    for (let i = from; i < to; i++) ms += createMs[i] ?? 0;
+    growth.push({ from, to, reviewsPerSecond: ((to - from) * 1000) / ms });
   }
   return { sizes: result, growth, fixedReviewsPerSecond: await fixedFamily(fixedReviews) };
 }

@@ -50,6 +50,9 @@ const sameWorkload = (a: WorkloadRef, b: WorkloadRef) =>
  * those (same fingerprint), in any namespace and of any kind. Counted at the top owner
  * only; an HPA raises its target to its ceiling. Images listed in `ignoreImages` never
  * mark a clone. `excluding` is the workload being judged.
+ *
+ * This walk is the definition: decisions read the same facts from the aggregates the view
+ * keeps (cluster/family-aggregates.ts), which are tested against it.
  */
 export function familyOf(
   agent: AgentIdentity,
