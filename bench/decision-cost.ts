@@ -5,6 +5,10 @@
 // be told from the machine's. Not a test; single-threaded; about half a minute.
 //
 //   node bench/decision-cost.ts [--stream NAME]... [--chunks N] [--audit sync|async]
+//                               [--family-sizes 10,1000,20000] [--family-decisions N]
+//
+// Then, unless --family-sizes is empty, the decision's cost by family size and the
+// growing-family stream against the fixed-family one (family-cost.ts).
 //
 // --audit: at logLevel info, so that every agent decision writes its audit line, to
 // stdout through pino's synchronous destination or its asynchronous one (as `serve`
@@ -14,6 +18,7 @@ import { parseArgs } from 'node:util';
 import { pino } from 'pino';
 import type { ReviewHandler } from '../src/admission/review-handler.ts';
 import { benchHandler } from './bench-handler.ts';
+import { familyCost, familyCostReport } from './family-cost.ts';
 import { median } from './stats.ts';
 import { ALL_STREAM_NAMES, bodyFactory, isStreamName, STREAMS, type StreamName } from './streams.ts';
 
@@ -21,8 +26,25 @@ const CHUNK = 10_000;
 const WARM_UP = 5_000;
 
 const { values } = parseArgs({
-  options: { stream: { type: 'string', multiple: true }, chunks: { type: 'string', default: '6' }, audit: { type: 'string' } },
+  options: {
+    stream: { type: 'string', multiple: true },
+    chunks: { type: 'string', default: '6' },
+    audit: { type: 'string' },
+    'family-sizes': { type: 'string', default: '10,1000,20000' },
+    'family-decisions': { type: 'string', default: '2000' },
+  },
 });
+const familySizes = values['family-sizes']
+  .split(',')
+  .filter((s) => s.trim() !== '')
+  .map((s) => {
+    const n = Number(s);
+    if (!Number.isInteger(n) || n < 1) throw new Error(`--family-sizes: ${s} is not a positive integer`);
+    return n;
+  })
+  .sort((a, b) => a - b);
+const familyDecisions = Number(values['family-decisions']);
+if (!Number.isInteger(familyDecisions) || familyDecisions < 100) throw new Error('--family-decisions is an integer of at least 100');
 if (values.audit !== undefined && values.audit !== 'sync' && values.audit !== 'async') throw new Error('--audit is sync or async');
 const audit = values.audit;
 // With audit lines on stdout, the report goes to stderr.
@@ -87,3 +109,6 @@ for (const stream of streams) {
 report.write(
   `Review handler cost in process (Node ${process.version}${audit === undefined ? '' : `, audit lines through pino's ${audit} destination`}), median of ${chunks} chunks of ${CHUNK} reviews after ${WARM_UP} warm-up:\n\n${rows.join('\n')}\n`,
 );
+if (familySizes.length > 0) {
+  report.write(`\n${familyCostReport(await familyCost(familySizes, familyDecisions, CHUNK))}`);
+}

@@ -87,6 +87,27 @@ function scaleTwoToThree(request: Record<string, unknown>): void {
   record(record(request.oldObject, 'request.oldObject').spec, 'request.oldObject.spec').replicas = 2;
 }
 
+/**
+ * An update of a workload `agent-creates-distinct` created (same name, same container
+ * args, so the same fingerprint) from 2 to 3 replicas: the family keeps its size.
+ */
+const MEMBER_UPDATE: StreamDefinition = {
+  name: 'agent-allowed',
+  title: 'agent growth allowed (updates one of the workloads agent-creates-distinct created, replicas 2 → 3)',
+  fixture: 'deployment-replace-agent-10.json',
+  guardAllows: true,
+  adjust: (request) => {
+    scaleTwoToThree(request);
+    for (const field of ['object', 'oldObject'] as const) {
+      const spec = record(record(request[field], `request.${field}`).spec, `request.${field}.spec`);
+      const podSpec = record(record(spec.template, 'spec.template').spec, 'spec.template.spec');
+      const containers = podSpec.containers;
+      if (!Array.isArray(containers)) throw new Error('spec.template.spec.containers is not a list');
+      for (const c of containers) record(c, 'a container').args = ['--workload', NAME];
+    }
+  },
+};
+
 const REQUEST_UID = '\u0000RG-REQUEST-UID\u0000';
 const OBJECT_UID = '\u0000RG-OBJECT-UID\u0000';
 const NAME = '\u0000RG-NAME\u0000';
@@ -160,6 +181,22 @@ export function bodyFactory(stream: StreamName): () => string {
     const name = `bench-${prefix}-${n.toString(36)}`;
     return fill(template, { 'REQUEST-UID': randomUUID(), 'OBJECT-UID': randomUUID(), NAME: name, AGENT: name });
   };
+}
+
+/**
+ * Makes the bodies of a family that grows, and of updates to its members: `create(i)`
+ * creates the agent's i-th distinct Deployment (as `agent-creates-distinct` does), and
+ * `update(i)` scales that one from 2 to 3 replicas, keeping the family's size.
+ */
+export function familyBodyFactory(): { create(i: number): string; update(i: number): string } {
+  const create = templateOf(STREAMS['agent-creates-distinct']);
+  const update = templateOf(MEMBER_UPDATE);
+  const prefix = randomUUID().slice(0, 8);
+  const body = (template: BodyTemplate, i: number) => {
+    const name = `bench-${prefix}-${i.toString(36)}`;
+    return fill(template, { 'REQUEST-UID': randomUUID(), 'OBJECT-UID': randomUUID(), NAME: name, AGENT: name });
+  };
+  return { create: (i) => body(create, i), update: (i) => body(update, i) };
 }
 
 /**

@@ -5,6 +5,7 @@ import type { NodeInfo } from '../src/admission/node-eligibility.ts';
 import { createReviewHandler, type ReviewHandler } from '../src/admission/review-handler.ts';
 import { systemClock } from '../src/clock.ts';
 import type { ClusterView } from '../src/cluster/cluster-view.ts';
+import { FamilyAggregates, type FamilyQuery } from '../src/cluster/family-aggregates.ts';
 import { KubeLedger } from '../src/cluster/kube-ledger.ts';
 import { WorkloadIndex } from '../src/cluster/workload-index.ts';
 import { podFingerprints } from '../src/core/fingerprint.ts';
@@ -28,6 +29,7 @@ import { review } from './helpers/fixtures.ts';
  */
 class FrozenView implements ClusterView {
   readonly #index = new WorkloadIndex();
+  readonly #families = new FamilyAggregates(this.#index);
   constructor(snapshots: readonly WorkloadSnapshot[]) {
     for (const s of snapshots) this.#index.set(s);
   }
@@ -45,6 +47,9 @@ class FrozenView implements ClusterView {
   }
   scalerOf(ref: WorkloadRef) {
     return this.#index.scalerOf(ref);
+  }
+  family(query: FamilyQuery) {
+    return this.#families.family(query);
   }
   isGone(): boolean {
     return false;

@@ -28,7 +28,7 @@ import type { Judgement } from '../core/judge.ts';
 import { justificationFact, justificationHash } from '../core/justification.ts';
 import type { Resolution } from '../core/resolve.ts';
 import { policiesUnderSwitches, resolveUnderFreeze } from '../core/switch-rules.ts';
-import { clonedMember, describeWorkload, familyOf } from '../core/family.ts';
+import { describeWorkload } from '../core/family.ts';
 import type { ApplicableSwitches } from '../core/switches.ts';
 import { type EpisodeSums, episodeSums, needClassOf, riskDefaults } from '../core/risk.ts';
 import type { AgentIdentity, FamilyFact, Policy, WorkloadChange, WorkloadRef } from '../core/types.ts';
@@ -288,7 +288,6 @@ export function createReviewHandler(deps: ReviewHandlerDeps): ReviewHandler {
       let state = housekept(before, agent, deps.view, now, limits, change.ref);
       // What housekeeping found is read here but written only with a decision's own
       // record: a request that records nothing costs no write (the housekeeper writes it).
-      const provenance = state.provenance.map((p) => p.uid);
       // Growth admitted (by any replica) that the view does not show yet still counts.
       const pending = reservedInstances(state, now) - reservedInstances(state, now, [workloadKey]);
       const justification = justificationFact(change, state.justification?.hash);
@@ -302,14 +301,14 @@ export function createReviewHandler(deps: ReviewHandlerDeps): ReviewHandler {
         agent,
         (policy, i) => {
           const ignore = policy.clones?.ignoreImages ?? [];
-          const seen = familyOf(agent, deps.view, provenance, ignore, change.ref);
-          const family = { ...seen, potential: seen.potential + pending };
+          const seen = deps.view.family({ agent, provenance: read.provenance, ignoreImages: ignore, excluding: change.ref });
+          const family = { workloads: seen.workloads, potential: seen.potential + pending };
           families[i] = stale ? undefined : family;
           const facts: DecisionFacts = {
             need: needFacts[i] ?? { kind: 'unmeasured' },
             family,
             clonedMember: () => {
-              const member = clonedMember(change.pods?.fingerprints ?? [], family, ignore);
+              const member = seen.clonedMember(change.pods?.fingerprints ?? []);
               return member && describeWorkload(member);
             },
             rateUsed: (windowMs) => rateUsed(read, windowMs, now),

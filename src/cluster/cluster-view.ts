@@ -1,6 +1,7 @@
 import type { NodeInfo } from '../admission/node-eligibility.ts';
-import type { FamilyLookups } from '../core/family.ts';
+import type { FamilyLookups, FamilyTally } from '../core/family.ts';
 import type { WorkloadRef, WorkloadSnapshot } from '../core/types.ts';
+import type { FamilyQuery } from './family-aggregates.ts';
 
 export type { WorkloadSnapshot } from '../core/types.ts';
 
@@ -18,6 +19,12 @@ export interface ClusterView extends FamilyLookups {
    * says nothing: the view may not have seen the object yet, or forgot the deletion.
    */
   isGone(uid: string): boolean;
+  /**
+   * The agent's family: what {@link familyOf} computes over the lookups, read from
+   * aggregates the view keeps up to date as it changes (family-aggregates.ts), so that
+   * its cost does not grow with the family.
+   */
+  family(query: FamilyQuery): FamilyTally;
   /** The cluster's nodes, or undefined when they are not known. */
   nodes(): readonly NodeInfo[] | undefined;
   /**

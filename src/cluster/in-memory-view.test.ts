@@ -38,6 +38,10 @@ describe('InMemoryClusterView', () => {
     expect(view.workload('apps', 'Deployment', 'agents', 'b')).toBeUndefined();
     expect(view.workloadByUid('uid-b')).toBeUndefined();
     expect([...view.runningAs('agent-1')].map((w) => w.ref.name).sort()).toEqual(['a', 'c']);
+    // The agent's family forgets it too.
+    const agent = { username: 'system:serviceaccount:agents:agent-1', serviceAccount: { namespace: 'agents', name: 'agent-1' } };
+    const family = view.family({ agent, provenance: [{ uid: 'uid-b' }], ignoreImages: [], excluding: { ...ref, name: 'new' } });
+    expect([family.workloads, family.potential, [...family.members()].map((w) => w.ref.name).sort()]).toEqual([2, 4, ['a', 'c']]);
     // A deleted workload frees its place without an eviction.
     view.observe({ ...ref, name: 'c' }, null);
     view.observe({ ...ref, name: 'd' }, named('d', 'uid-d'));

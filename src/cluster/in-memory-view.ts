@@ -1,6 +1,8 @@
 import type { NodeInfo } from '../admission/node-eligibility.ts';
+import type { FamilyTally } from '../core/family.ts';
 import type { WorkloadRef, WorkloadSnapshot } from '../core/types.ts';
 import type { ObservingClusterView } from './cluster-view.ts';
+import { FamilyAggregates, type FamilyQuery } from './family-aggregates.ts';
 import { LruMap } from './lru-map.ts';
 import { WorkloadIndex } from './workload-index.ts';
 
@@ -27,6 +29,7 @@ export interface InMemoryViewOptions {
 export class InMemoryClusterView implements ObservingClusterView {
   readonly #nodes: readonly NodeInfo[];
   readonly #index = new WorkloadIndex();
+  readonly #families = new FamilyAggregates(this.#index);
   readonly #written: LruMap<WorkloadRef>;
   readonly #onEvict: (() => void) | undefined;
 
@@ -64,6 +67,10 @@ export class InMemoryClusterView implements ObservingClusterView {
 
   scalerOf(ref: WorkloadRef): WorkloadSnapshot | undefined {
     return this.#index.scalerOf(ref);
+  }
+
+  family(query: FamilyQuery): FamilyTally {
+    return this.#families.family(query);
   }
 
   /**

@@ -5,9 +5,11 @@ import type { NodeInfo } from '../admission/node-eligibility.ts';
 import { anyObjectShape, podSpecShape } from '../admission/object-shapes.ts';
 import { builtInKind, type WorkloadKind } from '../admission/workload-kinds.ts';
 import type { Clock } from '../clock.ts';
+import type { FamilyTally } from '../core/family.ts';
 import type { WorkloadRef, WorkloadSnapshot } from '../core/types.ts';
 import type { WorkloadPod, WorkloadPods, WorkloadPodsReader } from '../load/workload-pods.ts';
 import type { ClusterView } from './cluster-view.ts';
+import type { FamilyQuery } from './family-aggregates.ts';
 import { GoneUids } from './gone-uids.ts';
 import type { KubeConnection } from './kube-http.ts';
 import {
@@ -341,6 +343,11 @@ export class KubeView implements ClusterView, WorkloadPodsReader {
   scalerOf(ref: WorkloadRef): WorkloadSnapshot | undefined {
     this.#recountIfNeeded();
     return this.#index.scalerOf(ref);
+  }
+
+  family(query: FamilyQuery): FamilyTally {
+    this.#recountIfNeeded();
+    return this.#index.family(query);
   }
 
   nodes(): readonly NodeInfo[] | undefined {

@@ -1,4 +1,6 @@
+import type { FamilyTally } from '../core/family.ts';
 import type { WorkloadRef, WorkloadSnapshot } from '../core/types.ts';
+import { FamilyAggregates, type FamilyQuery } from './family-aggregates.ts';
 import { KeyLists } from './key-lists.ts';
 import { WorkloadIndex } from './workload-index.ts';
 
@@ -15,6 +17,8 @@ const refKey = (r: WorkloadRef) => keyOf(r.group, r.kind, r.namespace, r.name);
  */
 export class ViewWorkloads {
   readonly #top = new WorkloadIndex();
+  /** Families over the top owners: the only workloads a family counts. */
+  readonly #families = new FamilyAggregates(this.#top);
   readonly #owned = new Map<string, WorkloadSnapshot>();
   readonly #ownedByUid = new Map<string, string>();
   /** Controlled workloads by their controller's UID: the way down from a Deployment to its ReplicaSets' pods. */
@@ -48,6 +52,10 @@ export class ViewWorkloads {
 
   scalerOf(ref: WorkloadRef): WorkloadSnapshot | undefined {
     return this.#top.scalerOf(ref);
+  }
+
+  family(query: FamilyQuery): FamilyTally {
+    return this.#families.family(query);
   }
 
   /** The workloads the one with this UID controls (a Deployment's ReplicaSets, a CronJob's Jobs). */

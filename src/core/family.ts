@@ -18,6 +18,28 @@ export interface Family extends FamilyFact {
   readonly members: readonly WorkloadSnapshot[];
 }
 
+/**
+ * A family as aggregates kept beside the view hold it: the same facts as {@link familyOf}
+ * without walking the members. Read it before the view or the provenance change again.
+ */
+export interface FamilyTally extends FamilyFact {
+  /** As {@link clonedMember}: a member the new pod template clones, if any. */
+  clonedMember(fingerprints: readonly { readonly key: string; readonly image: string }[]): WorkloadRef | undefined;
+  /** The members one by one, the judged workload left out: for callers off the decision path. */
+  members(): Iterable<WorkloadSnapshot>;
+}
+
+/**
+ * A member's potential instances: its own, raised to its HPA's ceiling when an HPA
+ * (`scaler`) scales it.
+ */
+export function memberPotential(member: WorkloadSnapshot, scaler: WorkloadSnapshot | undefined): number {
+  const own = potentialOf(member.count);
+  if (!scaler) return own;
+  const raised = potentialAt(Math.max(member.count.steady, scaler.count.steady), member.count.extra);
+  return own + Math.max(0, raised - own);
+}
+
 const refKey = (r: WorkloadRef) => `${r.group}/${r.kind}/${r.namespace}/${r.name}`;
 const sameWorkload = (a: WorkloadRef, b: WorkloadRef) =>
   a.name === b.name && a.namespace === b.namespace && a.kind === b.kind && a.group === b.group;
@@ -28,6 +50,9 @@ const sameWorkload = (a: WorkloadRef, b: WorkloadRef) =>
  * those (same fingerprint), in any namespace and of any kind. Counted at the top owner
  * only; an HPA raises its target to its ceiling. Images listed in `ignoreImages` never
  * mark a clone. `excluding` is the workload being judged.
+ *
+ * This walk is the definition: decisions read the same facts from the aggregates the view
+ * keeps (cluster/family-aggregates.ts), which are tested against it.
  */
 export function familyOf(
   agent: AgentIdentity,
@@ -61,14 +86,7 @@ export function familyOf(
 
   for (const [id, m] of members) if (sameWorkload(m.ref, excluding)) members.delete(id);
   let potential = 0;
-  for (const m of members.values()) {
-    potential += potentialOf(m.count);
-    const hpa = lookups.scalerOf(m.ref);
-    if (hpa) {
-      const raised = potentialAt(Math.max(m.count.steady, hpa.count.steady), m.count.extra);
-      potential += Math.max(0, raised - potentialOf(m.count));
-    }
-  }
+  for (const m of members.values()) potential += memberPotential(m, lookups.scalerOf(m.ref));
   return { workloads: members.size, potential, members: [...members.values()] };
 }
 

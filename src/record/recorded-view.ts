@@ -1,5 +1,6 @@
 import type { ClusterView } from '../cluster/cluster-view.ts';
 import type { NodeInfo } from '../admission/node-eligibility.ts';
+import type { FamilyTally } from '../core/family.ts';
 import type { InstanceCount, WorkloadRef, WorkloadSnapshot } from '../core/types.ts';
 
 /** A workload the interpretation looked up (a Scale's parent, an HPA's target), as recorded. */
@@ -39,6 +40,7 @@ export function watchingLookups(view: ClusterView): { readonly view: ClusterView
     runningAs: (sa) => view.runningAs(sa),
     withFingerprint: (key) => view.withFingerprint(key),
     scalerOf: (ref) => view.scalerOf(ref),
+    family: (query) => view.family(query),
   };
   return { view: watched, lookups: () => ({ workloads: [...workloads.values()], nodes }) };
 }
@@ -95,4 +97,16 @@ export class RecordedView implements ClusterView {
   scalerOf(): WorkloadSnapshot | undefined {
     return undefined;
   }
+
+  family(): FamilyTally {
+    return NO_FAMILY;
+  }
 }
+
+/** The family of a view that finds no workloads. */
+const NO_FAMILY: FamilyTally = {
+  workloads: 0,
+  potential: 0,
+  clonedMember: () => undefined,
+  members: () => [],
+};

@@ -184,6 +184,8 @@ describe('KubeView: families over the view', () => {
     ]);
     // web: 6 (HPA ceiling) + 2 surge; copy: 3 + 1; sts: 2.
     expect(family.potential).toBe(8 + 4 + 2);
+    // The family the decisions read, kept beside the view, says the same.
+    expect(view.family({ agent: AGENT, provenance: [], ignoreImages: [], excluding: NOTHING })).toMatchObject({ workloads: 3, potential: 14 });
     expect(view.scalerOf({ group: 'apps', kind: 'Deployment', namespace: 'agents', name: 'web' })?.count.steady).toBe(6);
   });
 
@@ -195,8 +197,12 @@ describe('KubeView: families over the view', () => {
     const v = view;
     const family = familyOf(AGENT, v, [mine.metadata.uid ?? ''], [], NOTHING);
     expect(family.members.map((m) => m.ref.name).sort()).toEqual(['bare', 'made-by-agent']);
+    const provenance = [{ uid: mine.metadata.uid ?? '' }];
+    expect([...v.family({ agent: AGENT, provenance: provenance, ignoreImages: [], excluding: NOTHING }).members()].map((m) => m.ref.name).sort()).toEqual(['bare', 'made-by-agent']);
     fake.put('pods', pod('agents', 'bare', undefined, 'Succeeded'));
     await eventually(() => expect(familyOf(AGENT, v, [], [], NOTHING).members).toEqual([]));
+    // The kept family followed the watch event.
+    expect([...v.family({ agent: AGENT, provenance: provenance, ignoreImages: [], excluding: NOTHING }).members()].map((m) => m.ref.name)).toEqual(['made-by-agent']);
   });
 
   it('remembers the UIDs of workloads it saw deleted or replaced under the same name, and no others', async () => {
