@@ -1,5 +1,4 @@
 import type { ClusterView } from './cluster-view.ts';
-import { familyOf } from '../core/family.ts';
 import {
   type AgentLedgerState,
   confirmObserved,
@@ -7,7 +6,7 @@ import {
   forgetGoneProvenance,
   type LedgerLimits,
 } from '../core/ledger-state.ts';
-import type { AgentIdentity, WorkloadRef } from '../core/types.ts';
+import type { AgentIdentity, WorkloadRef, WorkloadSnapshot } from '../core/types.ts';
 
 /** A reference no workload has: the family walk then leaves nobody out. */
 const NO_WORKLOAD: WorkloadRef = { group: '', kind: '', namespace: '', name: '' };
@@ -31,17 +30,43 @@ export function housekept(
   judged: WorkloadRef = NO_WORKLOAD,
 ): AgentLedgerState {
   let next = state;
-  if (next.reservations.length > 0) {
-    const uids = next.provenance.map((p) => p.uid);
-    const shown = familyOf(agent, view, uids, [], judged).members;
-    const self = judged === NO_WORKLOAD ? undefined : view.workload(judged.group, judged.kind, judged.namespace, judged.name);
-    for (const m of self ? [...shown, self] : shown) {
-      const ids = [`${m.ref.group}/${m.ref.kind}/${m.ref.namespace}/${m.ref.name}`, ...(m.ref.uid ? [m.ref.uid] : [])];
-      next = confirmObserved(next, ids, m.count.steady, now, limits).state;
-      if (next.reservations.length === 0) break;
-    }
-  }
+  if (next.reservations.length > 0) next = confirmShown(next, agent, view, now, limits, judged);
   return forgetGoneProvenance(expire(next, now, limits), (uid) => view.isGone(uid));
+}
+
+/**
+ * Confirms the reservations the view shows at their count or more. A reservation made when
+ * the workload already had a UID is looked up by it; one made on a CREATE (named by a hash
+ * of its path) is found among the family's members, read from the view's aggregates and
+ * left as soon as nothing is waiting.
+ */
+function confirmShown(
+  state: AgentLedgerState,
+  agent: AgentIdentity,
+  view: ClusterView,
+  now: Date,
+  limits: LedgerLimits,
+  judged: WorkloadRef,
+): AgentLedgerState {
+  let next = state;
+  const confirm = (m: WorkloadSnapshot) => {
+    const ids = [`${m.ref.group}/${m.ref.kind}/${m.ref.namespace}/${m.ref.name}`, ...(m.ref.uid ? [m.ref.uid] : [])];
+    next = confirmObserved(next, ids, m.count.steady, now, limits).state;
+  };
+  for (const r of state.reservations) {
+    const byUid = view.workloadByUid(r.workload);
+    if (byUid) confirm(byUid);
+  }
+  if (judged !== NO_WORKLOAD) {
+    const self = view.workload(judged.group, judged.kind, judged.namespace, judged.name);
+    if (self) confirm(self);
+  }
+  if (next.reservations.length === 0) return next;
+  for (const m of view.family({ agent, provenance: next.provenance, ignoreImages: [], excluding: judged }).members()) {
+    confirm(m);
+    if (next.reservations.length === 0) break;
+  }
+  return next;
 }
 
 /** Whether the state holds something housekeeping will change later: reservations waiting for the view. */
