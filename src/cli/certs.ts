@@ -95,7 +95,9 @@ export async function runCerts(argv: readonly string[], io: CliIo, now: () => Da
 
 async function inspect(dir: string, now: Date): Promise<CertsReport> {
   const paths = certificatePaths(dir);
-  const [caText, certText] = await Promise.all([readFile(paths.caCert, 'utf8'), readFile(paths.cert, 'utf8')]);
+  // One after the other: a directory missing both files is reported by the CA, every time.
+  const caText = await readFile(paths.caCert, 'utf8');
+  const certText = await readFile(paths.cert, 'utf8');
   const ca = new X509Certificate(caText);
   const leaf = new X509Certificate(certText);
   const described = describeCertificate(certText);
