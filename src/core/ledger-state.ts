@@ -17,6 +17,15 @@ export {
   MAX_METRICS_WINDOW_MS,
   MAX_WINDOW_MS,
 } from './ledger/limits.ts';
+export {
+  expireLeases,
+  isLeaseHolder,
+  leasedInstances,
+  leaseOf,
+  setLease,
+  spendLease,
+  withoutLease,
+} from './ledger/leases.ts';
 export { lossesWithin, recordLoss } from './ledger/losses.ts';
 export { type ParsedState, parseState } from './ledger/parse.ts';
 export { addProvenance, forgetGoneProvenance, forgetProvenance, hasProvenance } from './ledger/provenance.ts';
@@ -47,6 +56,7 @@ export {
   type HeldRequest,
   isEmptyState,
   type JustificationRecord,
+  type Lease,
   LEDGER_COLLECTIONS,
   LEDGER_STATE_VERSION,
   type LedgerCollection,

@@ -1,4 +1,5 @@
 import { bump, capOldest, msOf } from './collection-helpers.ts';
+import { capLeases } from './leases.ts';
 import { boundsOf, type LedgerLimits } from './limits.ts';
 import { capReservations } from './reservations.ts';
 import { capRisk } from './risk-buckets.ts';
@@ -12,7 +13,7 @@ import type { AgentLedgerState } from './state.ts';
 export function enforceBounds(input: AgentLedgerState, limits: LedgerLimits, now?: Date): AgentLedgerState {
   const b = boundsOf(limits);
   // Reservations first: the ones dropped are charged to the rate, which is capped below.
-  const state = capReservations(input, b, now ? msOf(now) : Number.NEGATIVE_INFINITY);
+  const state = capLeases(capReservations(input, b, now ? msOf(now) : Number.NEGATIVE_INFINITY), limits);
   const held = capOldest(state.held, b.held, () => true);
   const episodeKeys = capOldest(state.episodeKeys, b.episodeKeys, () => true);
   const provenance = capOldest(state.provenance, b.provenance, () => true);

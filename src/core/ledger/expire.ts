@@ -1,5 +1,6 @@
 import { bucketInWindow, keepSame, keepSince, msOf } from './collection-helpers.ts';
 import { expireEpisodeKeys } from './episode-keys.ts';
+import { expireLeases } from './leases.ts';
 import { type LedgerLimits, maxWindowOf } from './limits.ts';
 import { expireRisk } from './risk-buckets.ts';
 import type { AgentLedgerState } from './state.ts';
@@ -11,7 +12,9 @@ import type { AgentLedgerState } from './state.ts';
  * does not expire with time: a workload stays in the family while it exists; use
  * `forgetProvenance` when the view sees it deleted.
  */
-export function expire(state: AgentLedgerState, now: Date, limits: LedgerLimits): AgentLedgerState {
+export function expire(input: AgentLedgerState, now: Date, limits: LedgerLimits): AgentLedgerState {
+  // Leases first: an expired one is charged to the rate, whose buckets are expired below.
+  const state = expireLeases(input, now, limits);
   const t = msOf(now);
   const cutoff = t - limits.windowMs;
   const longCutoff = t - maxWindowOf(limits);

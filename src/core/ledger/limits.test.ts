@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { at, key, limits, MIN, res } from '../../../test/helpers/ledger-state-fixtures.ts';
 import { recordEpisodeKey } from './episode-keys.ts';
 import { holdRequested } from './held-requests.ts';
+import { setLease } from './leases.ts';
 import { LEDGER_BOUNDS } from './limits.ts';
 import { recordLoss } from './losses.ts';
 import { parseState } from './parse.ts';
@@ -38,6 +39,7 @@ describe('size bound', () => {
         reservations: Number.MAX_SAFE_INTEGER,
         rate: Number.MAX_SAFE_INTEGER,
         losses: Number.MAX_SAFE_INTEGER,
+        leases: Number.MAX_SAFE_INTEGER,
       },
       episodeBuckets: Array.from({ length: LEDGER_BOUNDS.episodeBuckets }, (_, i) => {
         const n = Number.MAX_SAFE_INTEGER;
@@ -46,6 +48,12 @@ describe('size bound', () => {
       }),
       family: { instances: Number.MAX_SAFE_INTEGER, at: time },
       workloadNeeds: Array.from({ length: LEDGER_BOUNDS.workloadNeeds }, (_, i) => ({ workload: id(i), need: big, at: time })),
+      leases: Array.from({ length: LEDGER_BOUNDS.leases }, (_, i) => ({
+        holder: `${'h'.repeat(120)}-${String(i).padStart(5, '0')}`,
+        instances: big,
+        at: time,
+        expiresAt: time,
+      })),
     };
     const text = serializeState(worst);
     expect(Buffer.byteLength(text)).toBeLessThan(512 * 1024);
@@ -66,12 +74,14 @@ describe('size bound', () => {
       s = addProvenance(s, `uid-${i}`, now, limits);
       s = reserve(s, res(key(i), 1), now, limits);
       s = recordLoss(s, `pod-${i}`, now, now, limits).state;
+      s = setLease(s, `replica-${i}`, 1, now, 60_000, limits);
     }
     expect(s.held).toHaveLength(LEDGER_BOUNDS.held);
     expect(s.episodeKeys).toHaveLength(LEDGER_BOUNDS.episodeKeys);
     expect(s.provenance).toHaveLength(LEDGER_BOUNDS.provenance);
     expect(s.reservations.length).toBeLessThanOrEqual(LEDGER_BOUNDS.reservations);
     expect(s.losses).toHaveLength(LEDGER_BOUNDS.losses);
+    expect(s.leases).toHaveLength(LEDGER_BOUNDS.leases);
     expect(Buffer.byteLength(serializeState(s))).toBeLessThan(512 * 1024);
   });
 });

@@ -38,6 +38,8 @@ export interface LedgerBounds {
   readonly episodeBuckets: number;
   /** Workloads whose latest need is kept for the family's need. */
   readonly workloadNeeds: number;
+  /** Allowance leases: one per guard replica deciding for the agent. */
+  readonly leases: number;
 }
 
 /** The largest caps: the ones the size bound was worked out for. */
@@ -50,6 +52,7 @@ export const LEDGER_BOUNDS: LedgerBounds = {
   losses: 500,
   episodeBuckets: MAX_METRICS_WINDOW_MS / MINUTE_MS,
   workloadNeeds: 50,
+  leases: 32,
 };
 
 /** The windows and bounds the pure functions work with. */
@@ -103,6 +106,7 @@ function computeBounds(limits: LedgerLimits): LedgerBounds {
     losses: pick('losses'),
     episodeBuckets: pick('episodeBuckets'),
     workloadNeeds: pick('workloadNeeds'),
+    leases: pick('leases'),
   };
 }
 

@@ -3,12 +3,13 @@ import { readEpisodeKey } from './episode-keys.ts';
 import { readHeldRequest } from './held-requests.ts';
 import { readJustification } from './justification.ts';
 import { DEFAULT_LEDGER_LIMITS, type LedgerLimits } from './limits.ts';
+import { readLease } from './leases.ts';
 import { readLoss } from './losses.ts';
 import { readProvenance } from './provenance.ts';
 import { byMinute, type Fields, isCount, isObject, readList, readMinuteBucket } from './read-fields.ts';
 import { readReservation } from './reservations.ts';
 import { readRiskFields } from './risk-buckets.ts';
-import { type AgentLedgerState, emptyState, LEDGER_COLLECTIONS, LEDGER_STATE_VERSION, type LedgerCollection, NO_EVICTIONS } from './state.ts';
+import { type AgentLedgerState, emptyState, type Lease, LEDGER_COLLECTIONS, LEDGER_STATE_VERSION, type LedgerCollection, NO_EVICTIONS } from './state.ts';
 
 /** A parsed state, the problems met on the way (empty when clean) and the version it was written in. */
 export interface ParsedState {
@@ -62,7 +63,13 @@ function readFields(raw: Fields, problems: string[]): AgentLedgerState {
     evictions: readEvictions(raw.evictions),
     ...readRiskFields(raw, problems),
     ...readJustification(raw.justification, problems),
+    ...readLeases(list('leases', readLease)),
   };
+}
+
+/** The leases field, absent when there are none (the form a state without leases is written in). */
+function readLeases(leases: Lease[]): { leases?: readonly Lease[] } {
+  return leases.length === 0 ? {} : { leases };
 }
 
 /** The eviction counts; a count that is missing or unreadable reads as 0. */

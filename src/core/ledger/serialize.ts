@@ -12,9 +12,17 @@ export function serializeState(state: AgentLedgerState): string {
     rate: state.rate,
     losses: state.losses,
     lossBuckets: state.lossBuckets,
-    evictions: state.evictions,
+    evictions: evictionsOf(state),
     // Written only when there is something: a state without episodes keeps its exact v1 form.
     ...riskFields(state),
     ...(state.justification ? { justification: state.justification } : {}),
+    ...(state.leases && state.leases.length > 0 ? { leases: state.leases } : {}),
   });
+}
+
+/** The eviction counts; the leases' count only once there is one, so that a state without leases keeps its earlier form. */
+function evictionsOf(state: AgentLedgerState): Readonly<Record<string, number>> {
+  if (state.evictions.leases !== 0) return state.evictions;
+  const { leases: _none, ...rest } = state.evictions;
+  return rest;
 }

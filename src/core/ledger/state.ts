@@ -26,7 +26,7 @@ import type { EpisodeSums } from '../risk.ts';
 export const LEDGER_STATE_VERSION = 1;
 
 /** The collections whose entries can be evicted by a bound (for metrics). */
-export type LedgerCollection = 'held' | 'episodeKeys' | 'provenance' | 'reservations' | 'rate' | 'losses';
+export type LedgerCollection = 'held' | 'episodeKeys' | 'provenance' | 'reservations' | 'rate' | 'losses' | 'leases';
 
 /** Every collection {@link LedgerCollection} names, in the order the state lists them. */
 export const LEDGER_COLLECTIONS: readonly LedgerCollection[] = [
@@ -36,6 +36,7 @@ export const LEDGER_COLLECTIONS: readonly LedgerCollection[] = [
   'reservations',
   'rate',
   'losses',
+  'leases',
 ];
 
 /** A requested count kept by the mutating call in clamp mode under an episode key. */
@@ -67,6 +68,20 @@ export interface Reservation {
   readonly steady: number;
   /** Potential instances the growth adds: charged to the rate and the family total. */
   readonly addedInstances: number;
+  readonly at: number;
+  readonly expiresAt: number;
+}
+
+/**
+ * A share of the agent's allowance held by one guard replica (ledger/leases.ts): charged
+ * to the rate and the family's pending instances while it lives, spent by its holder
+ * without a write on the admission path.
+ */
+export interface Lease {
+  /** The replica: its pod name and a suffix unique to the process. */
+  readonly holder: string;
+  /** Instances not spent yet, as of the holder's last write. */
+  readonly instances: number;
   readonly at: number;
   readonly expiresAt: number;
 }
@@ -135,6 +150,12 @@ export interface AgentLedgerState {
    * like the risk fields: an older guard drops it, which only makes the next one fresh.
    */
   readonly justification?: JustificationRecord | undefined;
+  /**
+   * Allowance leases held by guard replicas (absent: none). Optional in version 1: an older
+   * guard drops them when it writes, so during a rolling upgrade from a guard without
+   * leases a holder may spend up to one lease that the older replica does not see.
+   */
+  readonly leases?: readonly Lease[] | undefined;
 }
 
 /** The hash of the justification of the family's last recorded growth, and when it was recorded. */
@@ -151,6 +172,7 @@ export const NO_EVICTIONS: Readonly<Record<LedgerCollection, number>> = {
   reservations: 0,
   rate: 0,
   losses: 0,
+  leases: 0,
 };
 
 const EMPTY: AgentLedgerState = {
@@ -183,6 +205,7 @@ export function isEmptyState(state: AgentLedgerState): boolean {
     (state.episodeBuckets ?? []).length === 0 &&
     state.family === undefined &&
     (state.workloadNeeds ?? []).length === 0 &&
-    state.justification === undefined
+    state.justification === undefined &&
+    (state.leases ?? []).length === 0
   );
 }
