@@ -7,21 +7,15 @@ import { housekept } from '../cluster/ledger-housekeeping.ts';
 import { type Episode, episodeKey, workloadKeyOf } from '../core/episode.ts';
 import { countUnderPolicy, potentialOf } from '../core/instances.ts';
 import {
-  type AgentLedgerState,
-  type FamilyObservation,
-  type LedgerLimits,
-  addProvenance,
   compactId,
-  confirmReservation,
   expire,
+  type FamilyObservation,
   holdRequested,
+  leasedInstances,
   lossesWithin,
   rateUsed,
   recordEpisodeOnce,
-  recordFamily,
-  recordJustification,
   requestedFor,
-  reserve,
   reservedInstances,
 } from '../core/ledger-state.ts';
 import type { Judgement } from '../core/judge.ts';
@@ -46,6 +40,7 @@ import { type Interpretation, interpretRequest, type ScaleResource } from './int
 import { type AdmissionReviewResponse, admissionResponse } from './response.ts';
 import type { SwitchGate } from './safety-switches.ts';
 import { decisionEvent } from './decision-events.ts';
+import { applyEpisodeRecord, type EpisodeRecord, type GrowthSpend } from './episode-record.ts';
 import type { EventSink } from '../cluster/event-recorder.ts';
 import { type AdmissionRequest, parseAdmissionReview, uidOf } from './review.ts';
 import { parseTimeoutParam } from './timeout-param.ts';
@@ -288,8 +283,9 @@ export function createReviewHandler(deps: ReviewHandlerDeps): ReviewHandler {
       let state = housekept(before, agent, deps.view, now, limits, change.ref);
       // What housekeeping found is read here but written only with a decision's own
       // record: a request that records nothing costs no write (the housekeeper writes it).
-      // Growth admitted (by any replica) that the view does not show yet still counts.
-      const pending = reservedInstances(state, now) - reservedInstances(state, now, [workloadKey]);
+      // Growth admitted (by any replica) that the view does not show yet still counts, and
+      // so do the allowance leases of other replicas (this replica's own is not in `before`).
+      const pending = reservedInstances(state, now) - reservedInstances(state, now, [workloadKey]) + leasedInstances(state, now);
       const justification = justificationFact(change, state.justification?.hash);
       const families: (FamilyFact | undefined)[] = [];
       const consulted: ReturnType<typeof consulting>[] = [];
@@ -333,7 +329,7 @@ export function createReviewHandler(deps: ReviewHandlerDeps): ReviewHandler {
       const lead = resolution === decided.resolution ? decided.lead : leadJudgement(judgements, resolution);
       let held: number | undefined;
       let isNew: boolean | undefined;
-      let denialRecord: DenialRecord | undefined;
+      let record: EpisodeRecord | undefined;
       let sums: EpisodeSums | undefined;
       if (spend && lead?.growth) {
         if (webhook === 'mutate' && resolution.type === 'clamp') {
@@ -353,27 +349,27 @@ export function createReviewHandler(deps: ReviewHandlerDeps): ReviewHandler {
             workload: measured ? workloadKey : undefined,
             need: measured ? (facts.need ?? undefined) : undefined,
           };
-          if (decision.kind === 'denied' && deps.recordDenialsAfterAnswer === true) {
-            // A denial spends no allowance: its record need not hold up the answer.
-            denialRecord = { key, sums, observed };
-          } else {
-            const recorded = recordEpisodeWithFamily(state, key, sums, observed, now, limits);
-            state = recorded.state;
-            isNew = recorded.isNew;
-          }
-          if (decision.kind !== 'denied') {
-            const added = addedPotential(change, lead.policy);
-            state = reserve(state, { key, workload: workloadKey, steady: lead.to, addedInstances: added }, now, limits);
-            // A view built from the requests themselves shows the growth at once.
-            if (confirmAtOnce) state = confirmReservation(state, key, now, limits).state;
-            if (change.ref.uid) state = addProvenance(state, change.ref.uid, now, limits);
-            // The next growth must bring a reasoning of its own.
-            if (justification?.text) state = recordJustification(state, justificationHash(justification.text), now);
+          const growth: GrowthSpend | undefined =
+            decision.kind === 'denied'
+              ? undefined
+              : {
+                  reservation: { key, workload: workloadKey, steady: lead.to, addedInstances: addedPotential(change, lead.policy) },
+                  uid: change.ref.uid,
+                  // The next growth must bring a reasoning of its own.
+                  justificationHash: justification?.text ? justificationHash(justification.text) : undefined,
+                  confirmAtOnce,
+                };
+          record = { key, sums, observed, growth, at: now };
+          // A denial spends no allowance: its record need not hold up the answer.
+          if (growth !== undefined || deps.recordDenialsAfterAnswer !== true) {
+            const applied = applyEpisodeRecord(state, record, limits);
+            state = applied.state;
+            isNew = applied.isNew;
           }
         }
       }
       return {
-        result: { judgements, resolution, decision, lead, held, isNew, sums, recordedFacts, denialRecord },
+        result: { judgements, resolution, decision, lead, held, isNew, sums, recordedFacts, record },
         next: spend && state !== read ? state : undefined,
       };
     };
@@ -385,8 +381,8 @@ export function createReviewHandler(deps: ReviewHandlerDeps): ReviewHandler {
       deps.switches?.counted(switchNameOf(decision.auditAnnotations.switch), decision.kind);
     }
 
-    const record = settled.denialRecord;
-    if (record === undefined) {
+    const record = settled.record;
+    if (record === undefined || settled.isNew !== undefined) {
       finish(settled.isNew);
       return decision;
     }
@@ -394,7 +390,7 @@ export function createReviewHandler(deps: ReviewHandlerDeps): ReviewHandler {
     // the episode is new.
     deps.ledger
       .transact(agent.username, (state) => {
-        const out = recordEpisodeWithFamily(expire(state, now, limits), record.key, record.sums, record.observed, now, limits);
+        const out = applyEpisodeRecord(expire(state, now, limits), record, limits);
         return { result: out.isNew, next: out.isNew ? out.state : undefined };
       })
       .then(finish, (err: unknown) => {
@@ -677,32 +673,8 @@ interface Settled {
   readonly sums: EpisodeSums | undefined;
   /** What each policy's judgement consulted, when the review is recorded. */
   readonly recordedFacts: readonly RecordedPolicyFacts[] | undefined;
-  /** A denial's episode, to be recorded after the answer (`recordDenialsAfterAnswer`). */
-  readonly denialRecord: DenialRecord | undefined;
-}
-
-/** What a denial's episode puts in the ledger: its key, its risk sums and the family it saw. */
-interface DenialRecord {
-  readonly key: string;
-  readonly sums: EpisodeSums;
-  readonly observed: FamilyObservation | undefined;
-}
-
-/**
- * Records an episode's key with its risk sums, and the family it saw, only when the key is
- * new: a retry loop can never inflate E, O or AOC.
- */
-function recordEpisodeWithFamily(
-  state: AgentLedgerState,
-  key: string,
-  sums: EpisodeSums,
-  observed: FamilyObservation | undefined,
-  now: Date,
-  limits: LedgerLimits,
-): { readonly state: AgentLedgerState; readonly isNew: boolean } {
-  const recorded = recordEpisodeOnce(state, key, sums, now, limits);
-  if (!recorded.isNew || observed === undefined) return recorded;
-  return { state: recordFamily(recorded.state, observed, now, limits), isNew: true };
+  /** What the validating call records; written by the step unless `isNew` is undefined (then after the answer). */
+  readonly record: EpisodeRecord | undefined;
 }
 
 /** The episode's verdict: clamped when the mutating call held a higher requested count. */
