@@ -199,6 +199,24 @@ export const configSchema = z.strictObject({
        * 0 reads every time.
        */
       readCacheTtl: durationMs.refine((ms) => ms <= 10_000, 'ledger.readCacheTtl must be at most 10s').default(1_000),
+      /**
+       * Allowance leases (cluster mode): each replica holds a share of an agent's rate and
+       * family allowance, charged in the shared ledger, and admits growth within it without
+       * a write before its answer (the write follows it). No replica can spend another's share.
+       */
+      leases: z
+        .strictObject({
+          /** The most instances one lease holds; a grant is at most half the room the policies leave. 0: no leases. */
+          instances: z.number().int().min(0).max(1000).default(8),
+          /**
+           * How long a lease lives after its holder's last write; it is spent only in its first
+           * two thirds. A replica that dies holding one leaves it charged to the rate this long.
+           */
+          ttl: durationMs.refine((ms) => ms >= 3_000 && ms <= 300_000, 'ledger.leases.ttl must lie between 3s and 5m').default(30_000),
+          /** A lease unused this long is given back. */
+          idle: durationMs.refine((ms) => ms >= 100 && ms <= 60_000, 'ledger.leases.idle must lie between 100ms and 1m').default(2_000),
+        })
+        .prefault({}),
     })
     .prefault({}),
   load: z

@@ -1,4 +1,5 @@
 import { readFile } from 'node:fs/promises';
+import { hostname } from 'node:os';
 import { resolve as resolvePath } from 'node:path';
 import type { Server as TlsServer } from 'node:tls';
 import type { Logger } from 'pino';
@@ -17,6 +18,7 @@ import { type BypassMonitor, startBypassMonitor } from './cluster/bypass-monitor
 import { KubeEventRecorder } from './cluster/event-recorder.ts';
 import { LedgerHousekeeper } from './cluster/ledger-housekeeper.ts';
 import { KubeLedger } from './cluster/kube-ledger.ts';
+import { AllowanceLeases, leaseHolderName } from './cluster/allowance-leases.ts';
 import { KubeView, mappedKind } from './cluster/kube-view.ts';
 import { createLedgerMetrics, type Ledger } from './cluster/ledger.ts';
 import { type LossRecorder, startLossRecorder } from './cluster/loss-recorder.ts';
@@ -150,6 +152,7 @@ export async function assembleGuard(config: GuardConfig, deps: GuardDeps): Promi
   const ledgerLimits = { windowMs: Math.max(config.ledger.window, config.metrics.window) };
   let view: ClusterView;
   let ledger: Ledger;
+  let leases: AllowanceLeases | undefined;
   const ledgerMetrics = createLedgerMetrics(registry);
   let losses: LossRecorder | undefined;
   if (deps.cluster) {
@@ -175,7 +178,7 @@ export async function assembleGuard(config: GuardConfig, deps: GuardDeps): Promi
       },
     });
     view = kubeView;
-    ledger = new KubeLedger({
+    const kubeLedger = new KubeLedger({
       connection: deps.cluster,
       namespace: config.cluster.namespace,
       clock,
@@ -187,6 +190,20 @@ export async function assembleGuard(config: GuardConfig, deps: GuardDeps): Promi
       metrics: ledgerMetrics,
       logger: logger.child({ component: 'ledger' }),
     });
+    ledger = kubeLedger;
+    if (config.ledger.leases.instances > 0) {
+      leases = new AllowanceLeases({
+        ledger: kubeLedger,
+        holder: leaseHolderName(deps.instance ?? hostname()),
+        clock,
+        logger: logger.child({ component: 'ledger' }),
+        maxInstances: config.ledger.leases.instances,
+        ttlMs: config.ledger.leases.ttl,
+        idleMs: config.ledger.leases.idle,
+        metrics: ledgerMetrics,
+      });
+      leases.start();
+    }
     losses = startLossRecorder({ source: kubeView.losses, view: kubeView, ledger, matcher: () => active?.matcher, clock, logger, metrics });
     ({ metricsApi, hpa } = clusterLoadSources({
       connection: deps.cluster,
@@ -266,6 +283,7 @@ export async function assembleGuard(config: GuardConfig, deps: GuardDeps): Promi
     recorder,
     switches: safety.gate,
     housekeeper,
+    leases,
     recordDenialsAfterAnswer: deps.cluster !== undefined,
     events:
       deps.cluster && config.events.enabled
@@ -336,6 +354,8 @@ export async function assembleGuard(config: GuardConfig, deps: GuardDeps): Promi
       losses?.stop();
       await kubeView?.stop();
       await Promise.all([app.webhook.close(), app.ops.close()]);
+      // After the last decision: growth admitted from a lease is written and the lease given back.
+      await leases?.close();
       // After the last decision: the records written after their answers, and what
       // decisions only read, are written before the process goes.
       await ledger.idle();

@@ -6,21 +6,25 @@ import { createReviewHandler, type ReviewHandler } from '../src/admission/review
 import { systemClock } from '../src/clock.ts';
 import type { ClusterView } from '../src/cluster/cluster-view.ts';
 import { FamilyAggregates, type FamilyQuery } from '../src/cluster/family-aggregates.ts';
-import { KubeLedger } from '../src/cluster/kube-ledger.ts';
+import { AllowanceLeases } from '../src/cluster/allowance-leases.ts';
+import { KubeLedger, ledgerConfigMapName } from '../src/cluster/kube-ledger.ts';
 import { WorkloadIndex } from '../src/cluster/workload-index.ts';
 import { podFingerprints } from '../src/core/fingerprint.ts';
+import { parseState, rateUsed } from '../src/core/ledger-state.ts';
 import type { WorkloadRef, WorkloadSnapshot } from '../src/core/types.ts';
 import { StaticLoadSource } from '../src/load/static-load-source.ts';
 import { compileAgentMatcher } from '../src/policy/agent-matcher.ts';
 import { parsePolicyText } from '../src/policy/policy-loader.ts';
 import { createMetrics } from '../src/telemetry/metrics.ts';
 import { FakeApiServer } from './fake-apiserver/fake-apiserver.ts';
-import { review } from './helpers/fixtures.ts';
+import { AGENT, review } from './helpers/fixtures.ts';
 
 // Two guard processes (two handlers, each with its own ledger client and view) share one
 // ledger through the fake API server. A burst of growth from one agent arrives at both
 // at once: exactly the rate allowance and exactly the family room are admitted, never
-// more, because each decision is made inside a compare-and-swap transaction.
+// more, because each decision is made inside a compare-and-swap transaction. With
+// allowance leases, each spends only its own share: a burst never takes more than the
+// policy allows, and what the shares held back is admitted once they are given back.
 
 /**
  * A cluster view as a synced list/watch view would be between two watch events: the
@@ -71,15 +75,17 @@ afterEach(async () => {
   await fake.close();
 });
 
-function guardProcess(policyYaml: string, snapshots: readonly WorkloadSnapshot[]): ReviewHandler {
+function guardProcess(policyYaml: string, snapshots: readonly WorkloadSnapshot[], leases?: (ledger: KubeLedger) => AllowanceLeases): ReviewHandler {
   const { policies, problems } = parsePolicyText(policyYaml, 'inline.yaml');
   expect(problems.filter((p) => p.severity === 'error')).toEqual([]);
   const active = { policies, matcher: compileAgentMatcher(policies) };
+  const ledger = new KubeLedger({ connection: { baseUrl: fake.url }, namespace: 'replica-guard', clock: systemClock });
   return createReviewHandler({
     policies: () => active,
     view: new FrozenView(snapshots),
     loadSource: new StaticLoadSource(),
-    ledger: new KubeLedger({ connection: { baseUrl: fake.url }, namespace: 'replica-guard', clock: systemClock }),
+    ledger,
+    leases: leases?.(ledger),
     clock: systemClock,
     logger: pino({ level: 'silent' }),
     metrics: createMetrics(new Registry()),
@@ -87,6 +93,15 @@ function guardProcess(policyYaml: string, snapshots: readonly WorkloadSnapshot[]
     deadlineMarginMs: 1000,
     defaultTimeoutMs: 10_000,
     maxStalenessMs: 60_000,
+  });
+}
+
+/** A guard process deciding from allowance leases, as a cluster-mode guard does; its leases are kept for the test to close. */
+function leasedGuard(policyYaml: string, snapshots: readonly WorkloadSnapshot[], opened: AllowanceLeases[], name: string): ReviewHandler {
+  return guardProcess(policyYaml, snapshots, (ledger) => {
+    const leases = new AllowanceLeases({ ledger, holder: name, clock: systemClock, logger: pino({ level: 'silent' }) });
+    opened.push(leases);
+    return leases;
   });
 }
 
@@ -157,5 +172,71 @@ describe('two guards, one shared ledger', () => {
       }),
     );
     expect(await fireBurst(guards, bodies)).toBe(6);
+  });
+
+  describe('deciding from allowance leases', () => {
+    const opened: AllowanceLeases[] = [];
+    afterEach(async () => {
+      await Promise.all(opened.splice(0).map((l) => l.close()));
+    });
+    const scaleUp = (i: number) =>
+      review('deployment-scale-agent-10', {
+        oldReplicas: 1,
+        replicas: 2,
+        set: [
+          ['name', `web-${i}`],
+          ['object.metadata.name', `web-${i}`],
+          ['object.metadata.uid', `uid-${i}`],
+        ],
+      });
+    const stored = () => {
+      const data = fake.get('configmaps', 'replica-guard', ledgerConfigMapName(AGENT))?.data as Record<string, string> | undefined;
+      return parseState(data?.state).state;
+    };
+
+    it('never admit more than the rate allowance from bursts through both, and lose none of it once the leases are given back', async () => {
+      const yaml = policyYaml('{ rate: { instances: 12, per: 5m } }');
+      const guards = [leasedGuard(yaml, [], opened, 'guard-a'), leasedGuard(yaml, [], opened, 'guard-b')];
+      let admitted = 0;
+      for (let burst = 0; burst < 3; burst++) {
+        admitted += await fireBurst(guards, Array.from({ length: 10 }, (_, i) => scaleUp(burst * 10 + i)));
+        expect(admitted).toBeLessThanOrEqual(12);
+        // What is stored charges at least what was admitted (reservations and the shares left).
+        expect(rateUsed(stored(), 5 * 60_000, new Date())).toBeGreaterThanOrEqual(admitted);
+      }
+      const decided = opened.map((l) => l.agents);
+      expect(decided.some((n) => n > 0)).toBe(true);
+      // Given back: one guard alone now admits exactly the rest, and not one more.
+      await Promise.all(opened.map((l) => l.close()));
+      expect(stored().leases).toBeUndefined();
+      for (let i = 0; admitted < 12 && i < 12; i++) {
+        if ((await fireBurst([guards[0] as ReviewHandler], [scaleUp(100 + i)])) === 1) admitted++;
+      }
+      expect(admitted).toBe(12);
+      expect(await fireBurst(guards, [scaleUp(200), scaleUp(201)])).toBe(0);
+      expect(rateUsed(stored(), 5 * 60_000, new Date())).toBe(12);
+    });
+
+    it('never admit more than the room left in the family from a burst through both', async () => {
+      const existing: WorkloadSnapshot = {
+        ref: { group: 'apps', kind: 'Deployment', namespace: 'agents', name: 'agent-web', uid: 'uid-web' },
+        count: { steady: 4, extra: { type: 'none' } },
+        serviceAccounts: ['agent-1'],
+        fingerprints: podFingerprints('agent-1', [{ image: 'registry.example/agent:1.0' }]),
+      };
+      const yaml = policyYaml('{ perFamily: 20 }', '  clones: { allowed: true }');
+      const guards = [leasedGuard(yaml, [existing], opened, 'guard-a'), leasedGuard(yaml, [existing], opened, 'guard-b')];
+      const create = (i: number) =>
+        review('pod-create-agent', {
+          set: [
+            ['name', `pod-${i}`],
+            ['object.metadata.name', `pod-${i}`],
+            ['object.metadata.uid', `pod-uid-${i}`],
+          ],
+        });
+      const admitted = (await fireBurst(guards, Array.from({ length: 12 }, (_, i) => create(i)))) + (await fireBurst(guards, Array.from({ length: 12 }, (_, i) => create(20 + i))));
+      expect(admitted).toBeLessThanOrEqual(16);
+      expect(admitted).toBeGreaterThan(0);
+    });
   });
 });

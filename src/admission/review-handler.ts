@@ -1,6 +1,7 @@
 import type { Logger } from 'pino';
 import type { Clock } from '../clock.ts';
 import type { ClusterView, ObservingClusterView, WorkloadSnapshot } from '../cluster/cluster-view.ts';
+import type { AllowanceLeases, LeaseRoom, LeaseSpend } from '../cluster/allowance-leases.ts';
 import type { Ledger, LedgerStep } from '../cluster/ledger.ts';
 import type { LedgerHousekeeper } from '../cluster/ledger-housekeeper.ts';
 import { housekept } from '../cluster/ledger-housekeeping.ts';
@@ -41,6 +42,7 @@ import { type AdmissionReviewResponse, admissionResponse } from './response.ts';
 import type { SwitchGate } from './safety-switches.ts';
 import { decisionEvent } from './decision-events.ts';
 import { applyEpisodeRecord, type EpisodeRecord, type GrowthSpend } from './episode-record.ts';
+import { leaseRoom } from './lease-room.ts';
 import type { EventSink } from '../cluster/event-recorder.ts';
 import { type AdmissionRequest, parseAdmissionReview, uidOf } from './review.ts';
 import { parseTimeoutParam } from './timeout-param.ts';
@@ -94,6 +96,12 @@ export interface ReviewHandlerDeps {
   readonly recordDenialsAfterAnswer?: boolean | undefined;
   /** Told of every agent a decision read the ledger for: it writes the housekeeping decisions only read. */
   readonly housekeeper?: Pick<LedgerHousekeeper, 'touched'> | undefined;
+  /**
+   * This replica's allowance leases (cluster mode): admitted growth within the lease is
+   * answered without a ledger call and written behind. Absent: every growth is written
+   * before its answer.
+   */
+  readonly leases?: Pick<AllowanceLeases, 'decide'> | undefined;
 }
 
 /** An HTTP answer: the status and the JSON body. */
@@ -288,6 +296,7 @@ export function createReviewHandler(deps: ReviewHandlerDeps): ReviewHandler {
       const pending = reservedInstances(state, now) - reservedInstances(state, now, [workloadKey]) + leasedInstances(state, now);
       const justification = justificationFact(change, state.justification?.hash);
       const families: (FamilyFact | undefined)[] = [];
+      const viewPotentials: (number | undefined)[] = [];
       const consulted: ReturnType<typeof consulting>[] = [];
       const read = state;
       const decided = decide(
@@ -300,6 +309,7 @@ export function createReviewHandler(deps: ReviewHandlerDeps): ReviewHandler {
           const seen = deps.view.family({ agent, provenance: read.provenance, ignoreImages: ignore, excluding: change.ref });
           const family = { workloads: seen.workloads, potential: seen.potential + pending };
           families[i] = stale ? undefined : family;
+          viewPotentials[i] = stale ? undefined : seen.potential;
           const facts: DecisionFacts = {
             need: needFacts[i] ?? { kind: 'unmeasured' },
             family,
@@ -368,12 +378,19 @@ export function createReviewHandler(deps: ReviewHandlerDeps): ReviewHandler {
           }
         }
       }
+      // Admitted growth may take an allowance lease from the room its policies leave.
+      const room =
+        record?.growth === undefined
+          ? undefined
+          : leaseRoom(
+              judgedPolicies.map((policy, i) => ({ policy, viewPotential: viewPotentials[i], ownPotential: ownPotential(change, policy, false) })),
+            );
       return {
-        result: { judgements, resolution, decision, lead, held, isNew, sums, recordedFacts, record },
+        result: { judgements, resolution, decision, lead, held, isNew, sums, recordedFacts, record, room },
         next: spend && state !== read ? state : undefined,
       };
     };
-    const settled = await deps.ledger.transact(agent.username, step);
+    const { settled, written } = await decideOnLedger(agent, step);
     deps.housekeeper?.touched(agent);
     const { decision, lead } = settled;
     if (writes) deps.risk?.seen(agent.username);
@@ -388,15 +405,16 @@ export function createReviewHandler(deps: ReviewHandlerDeps): ReviewHandler {
     }
     // Answered now; the audit line and the recording follow the record, which says whether
     // the episode is new.
-    deps.ledger
-      .transact(agent.username, (state) => {
+    (
+      written ??
+      deps.ledger.transact(agent.username, (state) => {
         const out = applyEpisodeRecord(expire(state, now, limits), record, limits);
         return { result: out.isNew, next: out.isNew ? out.state : undefined };
       })
-      .then(finish, (err: unknown) => {
-        logger.error({ err, uid: req.uid, agent: agent.username }, 'could not record the episode of a denial');
-        finish(undefined);
-      });
+    ).then(finish, (err: unknown) => {
+      logger.error({ err, uid: req.uid, agent: agent.username }, 'could not record the episode of a denial');
+      finish(undefined);
+    });
     return decision;
 
     /** Counts the episode once it is known whether it is new, then audits and records the review. */
@@ -448,6 +466,23 @@ export function createReviewHandler(deps: ReviewHandlerDeps): ReviewHandler {
         });
       }
     }
+  }
+
+  /**
+   * Runs the decision step: from this replica's allowance lease when it has one that covers
+   * the growth (answered without a call; written behind, `written` says when), else through
+   * the ledger. A decision that writes nothing is answered from the lease's state too. Every
+   * call, mutating and dry-run ones included, decides without this replica's own lease, as
+   * the validating call that spends it does.
+   */
+  async function decideOnLedger(
+    agent: AgentIdentity,
+    step: LedgerStep<Settled>,
+  ): Promise<{ readonly settled: Settled; readonly written?: Promise<boolean | undefined> }> {
+    const leases = deps.leases;
+    if (leases === undefined) return { settled: await deps.ledger.transact(agent.username, step) };
+    const { result, written } = await leases.decide(agent.username, step, leaseSpendOf);
+    return { settled: written === undefined ? result : { ...result, isNew: undefined }, written };
   }
 
   function ledgerConflict(webhook: Webhook, req: AdmissionRequest, agent: AgentIdentity, err: GuardError): Decision {
@@ -675,6 +710,8 @@ interface Settled {
   readonly recordedFacts: readonly RecordedPolicyFacts[] | undefined;
   /** What the validating call records; written by the step unless `isNew` is undefined (then after the answer). */
   readonly record: EpisodeRecord | undefined;
+  /** The room admitted growth leaves for an allowance lease (undefined: nothing admitted). */
+  readonly room: LeaseRoom | undefined;
 }
 
 /** The episode's verdict: clamped when the mutating call held a higher requested count. */
@@ -694,6 +731,18 @@ function episodeFacts(lead: Judgement, held: number | undefined, denied: boolean
     measured: lead.need.kind !== 'unmeasured',
     fallback: lead.fallback,
   };
+}
+
+/**
+ * What a decision may spend from an allowance lease: admitted growth, charged by its added
+ * instances. Growth that carries a justification is not: its freshness is shared, so the
+ * ledger must see it before the next growth is judged.
+ */
+function leaseSpendOf(settled: Settled): LeaseSpend | undefined {
+  const { record, room } = settled;
+  const growth = record?.growth;
+  if (record === undefined || growth === undefined || room === undefined || growth.justificationHash !== undefined) return undefined;
+  return { record, spent: growth.reservation.addedInstances, room };
 }
 
 /** Potential instances of the judged workload after the decision (before it, when denied). */

@@ -189,6 +189,11 @@ export class KubeLedger extends TransactionalLedger {
     });
   }
 
+  /** The agent's state as this process last read or wrote it, without a call (undefined: none kept). */
+  lastKnown(agent: string): AgentLedgerState | undefined {
+    return this.#cache.peek(agent)?.state;
+  }
+
   /** Resolves once every transaction queued so far, and any queued meanwhile, has settled: a stopping guard's last writes. */
   override async idle(): Promise<void> {
     while (this.#drains.size > 0) await Promise.allSettled([...this.#drains]);

@@ -90,6 +90,10 @@ export interface LedgerMetrics {
   readonly evictions: Counter<'collection'>;
   /** Background housekeeping of one agent's state, by outcome (done, error). */
   readonly housekeeping: Counter<'outcome'>;
+  /** Admitted growth by where it was decided: from this replica's allowance lease, or through the ledger. */
+  readonly leaseDecisions: Counter<'path'>;
+  /** Writes of growth admitted from a lease, behind the answers, by outcome (written, error). */
+  readonly leaseWrites: Counter<'outcome'>;
 }
 
 /** Creates the ledger metrics on the given registry (never prom-client's global one). */
@@ -128,6 +132,18 @@ export function createLedgerMetrics(registry: Registry): LedgerMetrics {
     housekeeping: new Counter({
       name: 'replica_guard_ledger_housekeeping_total',
       help: "Background housekeeping of one agent's ledger state (confirmations, expiry, forgetting deleted workloads), by outcome (done, error).",
+      labelNames: ['outcome'],
+      registers,
+    }),
+    leaseDecisions: new Counter({
+      name: 'replica_guard_ledger_lease_decisions_total',
+      help: "Growth decided by this replica, by path: lease (from its allowance lease, written after the answer) or ledger (through the shared ledger before the answer).",
+      labelNames: ['path'],
+      registers,
+    }),
+    leaseWrites: new Counter({
+      name: 'replica_guard_ledger_lease_writes_total',
+      help: 'Writes of growth admitted from an allowance lease, made after the answers, by outcome (written, error: tried again; the lease stays charged meanwhile).',
       labelNames: ['outcome'],
       registers,
     }),

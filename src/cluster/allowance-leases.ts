@@ -1,0 +1,332 @@
+import { randomBytes } from 'node:crypto';
+import type { Logger } from 'pino';
+import { applyEpisodeRecord, type EpisodeRecord } from '../admission/episode-record.ts';
+import type { Clock } from '../clock.ts';
+import { type AgentLedgerState, expire, leaseOf, setLease, spendLease, withoutLease } from '../core/ledger-state.ts';
+import type { Ledger, LedgerMetrics, LedgerStep } from './ledger.ts';
+
+/**
+ * A lease holder's name for this process: the replica's name (its pod name in a cluster),
+ * made safe, and a random suffix, so that a restarted pod never spends its predecessor's
+ * lease.
+ */
+export function leaseHolderName(instance: string): string {
+  const safe = instance.replace(/[^A-Za-z0-9._:-]+/g, '-').slice(0, 100) || 'guard';
+  return `${safe}-${randomBytes(6).toString('hex')}`;
+}
+
+/** A ledger whose last known state of an agent can be read without a call. */
+export interface LeasableLedger extends Ledger {
+  /** The agent's state as this process last read or wrote it (undefined: none kept). */
+  lastKnown(agent: string): AgentLedgerState | undefined;
+}
+
+/**
+ * How many more instances the policies of a decision allow on `state` (which leaves out
+ * this replica's own lease): a lease is granted half of it, so that other replicas keep
+ * the other half, and nothing when it is under two.
+ */
+export type LeaseRoom = (state: AgentLedgerState, now: Date) => number;
+
+/** A growth admitted from the lease: answered already, written behind. */
+export interface LeaseSpend {
+  readonly record: EpisodeRecord;
+  /** Instances it charges (the rate and pending instances its record adds). */
+  readonly spent: number;
+  readonly room: LeaseRoom;
+}
+
+/** Options of {@link AllowanceLeases}. */
+export interface AllowanceLeasesOptions {
+  readonly ledger: LeasableLedger;
+  /** This replica's name in the leases: unique per process. */
+  readonly holder: string;
+  readonly clock: Clock;
+  readonly logger: Logger;
+  /** The most instances one lease holds (default 8). */
+  readonly maxInstances?: number | undefined;
+  /** How long a lease lives after its last write (default 30 s); it is spent only in its first two thirds. */
+  readonly ttlMs?: number | undefined;
+  /** A lease unused this long is returned (default 2 s). */
+  readonly idleMs?: number | undefined;
+  readonly metrics?: LedgerMetrics | undefined;
+}
+
+/** Per agent: spends not written yet, the ones being written, and whether the lease may be spent now. */
+interface AgentLease {
+  pending: LeaseSpend[];
+  writing: LeaseSpend[];
+  waiters: Map<LeaseSpend, (isNew: boolean | undefined) => void>;
+  /** Rounds through the ledger in flight: the lease is not spent meanwhile. */
+  syncing: number;
+  flushing: Promise<void> | undefined;
+  lastUsed: number;
+  failedAt: number | undefined;
+}
+
+/**
+ * Allowance leases (docs/ARCHITECTURE.md "Allowance leases"): admitted growth is decided
+ * from a share of the agent's allowance this replica holds in the shared ledger, and
+ * written behind the answer. The lease is charged in the ledger as if spent, so no other
+ * replica can spend it; every write of this replica's spends moves them from the lease to
+ * reservations (the total charged unchanged) and tops the lease up from the room the
+ * policies leave. A request the lease cannot cover, and a lease near its expiry, go
+ * through the ledger as before.
+ */
+export class AllowanceLeases {
+  readonly #o: AllowanceLeasesOptions;
+  readonly #max: number;
+  readonly #ttlMs: number;
+  readonly #idleMs: number;
+  readonly #agents = new Map<string, AgentLease>();
+  #timer: NodeJS.Timeout | undefined;
+
+  constructor(options: AllowanceLeasesOptions) {
+    this.#o = options;
+    this.#max = options.maxInstances ?? 8;
+    this.#ttlMs = options.ttlMs ?? 30_000;
+    this.#idleMs = options.idleMs ?? 2000;
+  }
+
+  /** This replica's name in the leases. */
+  get holder(): string {
+    return this.#o.holder;
+  }
+
+  /** Agents this replica holds a lease for or has spends to write for. */
+  get agents(): number {
+    return this.#agents.size;
+  }
+
+  /** Returns idle leases and retries failed writes every second until {@link close}. */
+  start(): void {
+    if (this.#timer) return;
+    this.#timer = setInterval(() => void this.tidy(), 1000);
+    this.#timer.unref();
+  }
+
+  /**
+   * What a decision may spend from the lease without a call: the agent's last known state
+   * without this replica's lease, with the spends not written yet applied, and the
+   * instances the lease has left. Undefined when there is no lease to spend (none, near its
+   * expiry, used up, or a round through the ledger in flight): decide through
+   * {@link transact}.
+   */
+  local(agent: string): { readonly state: AgentLedgerState; readonly remaining: number } | undefined {
+    const entry = this.#agents.get(agent);
+    if (entry === undefined || entry.syncing > 0) return undefined;
+    const known = this.#o.ledger.lastKnown(agent);
+    const now = this.#o.clock.now();
+    const lease = known && leaseOf(known, this.#o.holder, now);
+    // Spent only in the first two thirds of its life: a lease is charged by others until it
+    // expires by their clocks, and the last third absorbs clock skew.
+    if (known === undefined || lease === undefined || lease.expiresAt - now.getTime() < this.#ttlMs / 3) return undefined;
+    let state = withoutLease(known, this.#o.holder);
+    let remaining = lease.instances;
+    for (const s of [...entry.writing, ...entry.pending]) {
+      state = applyEpisodeRecord(state, s.record, this.#o.ledger.limits).state;
+      remaining -= s.spent;
+    }
+    return { state, remaining };
+  }
+
+  /**
+   * Decides with the lease when it can: the step runs on {@link local}'s state, and its
+   * result is answered at once when it writes nothing, or when `spendOf` makes it a spend
+   * the lease covers (`written` then says when it is written). Anything else goes through
+   * {@link transact}, where `spendOf`'s room sizes the lease.
+   */
+  async decide<T>(
+    agent: string,
+    step: LedgerStep<T>,
+    spendOf: (result: T) => LeaseSpend | undefined,
+  ): Promise<{ readonly result: T; readonly written?: Promise<boolean | undefined> }> {
+    const local = this.local(agent);
+    if (local !== undefined) {
+      const out = step(local.state);
+      if (out.next === undefined) return { result: out.result };
+      const spend = spendOf(out.result);
+      if (spend !== undefined && spend.spent <= local.remaining) return { result: out.result, written: this.spend(agent, spend) };
+    }
+    return { result: await this.transact(agent, step, (r) => spendOf(r)?.room) };
+  }
+
+  /**
+   * Spends from the lease what {@link local} allowed: answered now, written in the
+   * background. Resolves with whether the episode was new once written (undefined when it
+   * could not be written before {@link close}).
+   */
+  spend(agent: string, spend: LeaseSpend): Promise<boolean | undefined> {
+    const entry = this.#entry(agent);
+    entry.pending.push(spend);
+    entry.lastUsed = this.#o.clock.monotonicMs();
+    this.#o.metrics?.leaseDecisions.inc({ path: 'lease' });
+    const written = new Promise<boolean | undefined>((resolve) => entry.waiters.set(spend, resolve));
+    this.#flush(agent, entry);
+    return written;
+  }
+
+  /**
+   * Runs a decision through the ledger: the spends not written yet are written in the same
+   * round, the step decides on the state without this replica's lease, and when `room`
+   * says the decision admitted growth the lease is granted or topped up from it.
+   */
+  async transact<T>(agent: string, step: LedgerStep<T>, room: (result: T) => LeaseRoom | undefined): Promise<T> {
+    const entry = this.#entry(agent);
+    entry.syncing++;
+    try {
+      // The spends already being written land first: the queue per agent keeps order.
+      const taken = entry.pending.splice(0);
+      const settled = await this.#o.ledger
+        .transact(agent, (shared) => {
+          const now = this.#o.clock.now();
+          const applied = this.#applySpends(shared, taken, now);
+          const mine = leaseOf(applied.state, this.#o.holder, now);
+          const view = withoutLease(applied.state, this.#o.holder);
+          const out = step(view);
+          const roomOf = room(out.result);
+          const base = out.next ?? view;
+          const granted = roomOf ? this.#grant(roomOf(base, now)) : 0;
+          const instances = Math.max(mine?.instances ?? 0, granted);
+          const unchanged = out.next === undefined && taken.length === 0 && granted <= (mine?.instances ?? 0);
+          return {
+            result: { value: out.result, isNew: applied.isNew, granted: granted > 0 },
+            next: unchanged ? undefined : setLease(base, this.#o.holder, instances, now, this.#ttlMs, this.#o.ledger.limits),
+          };
+        })
+        .catch((err: unknown) => {
+          // Not written: the spends wait for the next write.
+          entry.pending.unshift(...taken);
+          throw err;
+        });
+      this.#settle(entry, taken, settled.isNew);
+      if (room(settled.value) !== undefined) this.#o.metrics?.leaseDecisions.inc({ path: 'ledger' });
+      if (settled.granted) entry.lastUsed = this.#o.clock.monotonicMs();
+      return settled.value;
+    } finally {
+      entry.syncing--;
+    }
+  }
+
+  /** Writes what is pending and returns the leases unused for the idle time; retries failed writes. */
+  async tidy(): Promise<void> {
+    const now = this.#o.clock.monotonicMs();
+    const due: Promise<void>[] = [];
+    for (const [agent, entry] of this.#agents) {
+      if (entry.pending.length > 0 && entry.flushing === undefined) this.#flush(agent, entry);
+      else if (entry.flushing === undefined && entry.syncing === 0 && now - entry.lastUsed >= this.#idleMs) due.push(this.#return(agent, entry));
+    }
+    await Promise.all(due);
+  }
+
+  /** Stops the timer, writes every pending spend and returns every lease: a stopping replica leaves nothing charged. */
+  async close(): Promise<void> {
+    clearInterval(this.#timer);
+    this.#timer = undefined;
+    await Promise.all([...this.#agents].map(([agent, entry]) => this.#return(agent, entry)));
+    for (const entry of this.#agents.values()) this.#settle(entry, [...entry.writing, ...entry.pending], undefined);
+    this.#agents.clear();
+  }
+
+  #entry(agent: string): AgentLease {
+    let entry = this.#agents.get(agent);
+    if (entry === undefined) {
+      entry = { pending: [], writing: [], waiters: new Map(), syncing: 0, flushing: undefined, lastUsed: this.#o.clock.monotonicMs(), failedAt: undefined };
+      this.#agents.set(agent, entry);
+    }
+    return entry;
+  }
+
+  #grant(room: number): number {
+    return Math.max(0, Math.min(this.#max, Math.floor(room / 2)));
+  }
+
+  /** Applies spends in order; the lease goes down by what they spent, never the total charged. */
+  #applySpends(shared: AgentLedgerState, spends: readonly LeaseSpend[], now: Date): { state: AgentLedgerState; isNew: boolean[] } {
+    const limits = this.#o.ledger.limits;
+    let state = expire(shared, now, limits);
+    const isNew: boolean[] = [];
+    let spent = 0;
+    for (const s of spends) {
+      const out = applyEpisodeRecord(state, s.record, limits);
+      state = out.state;
+      isNew.push(out.isNew);
+      spent += s.spent;
+    }
+    return { state: spendLease(state, this.#o.holder, spent), isNew };
+  }
+
+  /** Starts writing the agent's pending spends unless a write is in flight (it starts the next one). */
+  #flush(agent: string, entry: AgentLease): void {
+    if (entry.flushing !== undefined) return;
+    entry.flushing = this.#write(agent, entry).finally(() => {
+      entry.flushing = undefined;
+      if (entry.pending.length > 0 && entry.failedAt === undefined) this.#flush(agent, entry);
+    });
+  }
+
+  /** One write behind: the spends, the lease lowered by them and topped up from the latest spend's room. */
+  async #write(agent: string, entry: AgentLease): Promise<void> {
+    const taken = entry.pending.splice(0);
+    if (taken.length === 0) return;
+    entry.writing = taken;
+    const room = taken[taken.length - 1]?.room;
+    try {
+      const isNew = await this.#o.ledger.transact(agent, (shared) => {
+        const now = this.#o.clock.now();
+        const applied = this.#applySpends(shared, taken, now);
+        const mine = leaseOf(applied.state, this.#o.holder, now);
+        const granted = room ? this.#grant(room(withoutLease(applied.state, this.#o.holder), now)) : 0;
+        const instances = Math.max(mine?.instances ?? 0, granted);
+        return { result: applied.isNew, next: setLease(applied.state, this.#o.holder, instances, now, this.#ttlMs, this.#o.ledger.limits) };
+      });
+      entry.failedAt = undefined;
+      this.#settle(entry, taken, isNew);
+      this.#o.metrics?.leaseWrites.inc({ outcome: 'written' });
+    } catch (err) {
+      // Answered already: never dropped. Charged meanwhile by the lease, which expires into the rate if this never lands.
+      entry.pending.unshift(...taken);
+      entry.failedAt = this.#o.clock.monotonicMs();
+      this.#o.metrics?.leaseWrites.inc({ outcome: 'error' });
+      this.#o.logger.warn({ err, agent, spends: taken.length }, 'could not write growth admitted from an allowance lease; it is tried again');
+    } finally {
+      entry.writing = [];
+    }
+  }
+
+  /** Writes what is pending and gives the lease back. */
+  async #return(agent: string, entry: AgentLease): Promise<void> {
+    entry.syncing++;
+    let taken: LeaseSpend[] = [];
+    try {
+      await entry.flushing;
+      taken = entry.pending.splice(0);
+      const known = this.#o.ledger.lastKnown(agent);
+      if (taken.length === 0 && known !== undefined && known.leases?.some((l) => l.holder === this.#o.holder) !== true) {
+        // Nothing to write and nothing held: forgetting the agent costs no call.
+        if (entry.syncing === 1) this.#agents.delete(agent);
+        return;
+      }
+      const isNew = await this.#o.ledger.transact(agent, (shared) => {
+        const now = this.#o.clock.now();
+        const applied = this.#applySpends(shared, taken, now);
+        const next = withoutLease(applied.state, this.#o.holder);
+        return { result: applied.isNew, next: next === shared ? undefined : next };
+      });
+      this.#settle(entry, taken, isNew);
+      if (entry.pending.length === 0 && entry.syncing === 1) this.#agents.delete(agent);
+    } catch (err) {
+      entry.pending.unshift(...taken);
+      this.#o.logger.warn({ err, agent }, 'could not return an allowance lease; it is tried again, and expires into the rate if it never is');
+    } finally {
+      entry.syncing--;
+    }
+  }
+
+  #settle(entry: AgentLease, spends: readonly LeaseSpend[], isNew: readonly boolean[] | undefined): void {
+    spends.forEach((s, i) => {
+      entry.waiters.get(s)?.(isNew?.[i]);
+      entry.waiters.delete(s);
+    });
+  }
+}
