@@ -15,7 +15,12 @@ export function leaseHolderName(instance: string): string {
   return `${safe}-${randomBytes(6).toString('hex')}`;
 }
 
-/** A ledger whose last known state of an agent can be read without a call. */
+/**
+ * A ledger whose last known state of an agent can be read without a call, and which
+ * applies the transactions this process starts for one agent in the order they started
+ * (as KubeLedger's per-agent queue does): a decision through the ledger then always sees
+ * the spends written before it.
+ */
 export interface LeasableLedger extends Ledger {
   /** The agent's state as this process last read or wrote it (undefined: none kept). */
   lastKnown(agent: string): AgentLedgerState | undefined;
@@ -80,6 +85,8 @@ export class AllowanceLeases {
   readonly #idleMs: number;
   readonly #agents = new Map<string, AgentLease>();
   #timer: NodeJS.Timeout | undefined;
+  /** Set by {@link close}: no lease is granted or topped up any more. */
+  #closing = false;
 
   constructor(options: AllowanceLeasesOptions) {
     this.#o = options;
@@ -175,7 +182,9 @@ export class AllowanceLeases {
     const entry = this.#entry(agent);
     entry.syncing++;
     try {
-      // The spends already being written land first: the queue per agent keeps order.
+      // Spends being written land before this round (the ledger keeps an agent's transactions
+      // in order), the pending ones in it, and none starts while it is in flight: the step
+      // that leaves the lease out of its view sees every spend of it.
       const taken = entry.pending.splice(0);
       const settled = await this.#o.ledger
         .transact(agent, (shared) => {
@@ -221,6 +230,7 @@ export class AllowanceLeases {
 
   /** Stops the timer, writes every pending spend and returns every lease: a stopping replica leaves nothing charged. */
   async close(): Promise<void> {
+    this.#closing = true;
     clearInterval(this.#timer);
     this.#timer = undefined;
     await Promise.all([...this.#agents].map(([agent, entry]) => this.#return(agent, entry)));
@@ -238,13 +248,17 @@ export class AllowanceLeases {
   }
 
   #grant(room: number): number {
+    if (this.#closing) return 0;
     return Math.max(0, Math.min(this.#max, Math.floor(room / 2)));
   }
 
   /** Applies spends in order; the lease goes down by what they spent, never the total charged. */
   #applySpends(shared: AgentLedgerState, spends: readonly LeaseSpend[], now: Date): { state: AgentLedgerState; isNew: boolean[] } {
     const limits = this.#o.ledger.limits;
-    let state = expire(shared, now, limits);
+    // Its own lease past its expiry is dropped uncharged: every spend of it is in this
+    // replica's writes. Others' expired leases are charged to the rate by `expire`.
+    const own = shared.leases?.find((l) => l.holder === this.#o.holder);
+    let state = expire(own !== undefined && own.expiresAt <= now.getTime() ? withoutLease(shared, this.#o.holder) : shared, now, limits);
     const isNew: boolean[] = [];
     let spent = 0;
     for (const s of spends) {
@@ -302,9 +316,11 @@ export class AllowanceLeases {
       await entry.flushing;
       taken = entry.pending.splice(0);
       const known = this.#o.ledger.lastKnown(agent);
-      if (taken.length === 0 && known !== undefined && known.leases?.some((l) => l.holder === this.#o.holder) !== true) {
+      // Only when no round of this replica is in flight: one could still grant a lease.
+      const alone = entry.syncing === 1;
+      if (alone && taken.length === 0 && known !== undefined && known.leases?.some((l) => l.holder === this.#o.holder) !== true) {
         // Nothing to write and nothing held: forgetting the agent costs no call.
-        if (entry.syncing === 1) this.#agents.delete(agent);
+        this.#agents.delete(agent);
         return;
       }
       const isNew = await this.#o.ledger.transact(agent, (shared) => {
