@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { at, key, limits } from '../../test/helpers/ledger-state-fixtures.ts';
-import { emptyState, hasEpisodeKey, hasProvenance, rateUsed, reservedInstances } from '../core/ledger-state.ts';
+import { emptyState, hasEpisodeKey, holdRequested, hasProvenance, rateUsed, reservedInstances } from '../core/ledger-state.ts';
 import { episodeSums } from '../core/risk.ts';
 import { applyEpisodeRecord, type EpisodeRecord, type GrowthSpend } from './episode-record.ts';
 
@@ -11,7 +11,7 @@ const spend: GrowthSpend = {
   justificationHash: 'ab12',
   confirmAtOnce: false,
 };
-const growth: EpisodeRecord = { key: key(1), sums, observed: { instances: 5, workload: 'w', need: 3 }, growth: spend, at: at(0) };
+const growth: EpisodeRecord = { key: key(1), sumsFor: () => sums, observed: { instances: 5, workload: 'w', need: 3 }, growth: spend, at: at(0) };
 
 describe('applyEpisodeRecord', () => {
   it('writes the episode, the reservation, the provenance and the justification of an admitted growth', () => {
@@ -43,5 +43,14 @@ describe('applyEpisodeRecord', () => {
     const confirmed = applyEpisodeRecord(emptyState(), { ...growth, growth: { ...spend, confirmAtOnce: true } }, limits).state;
     expect(confirmed.reservations).toEqual([]);
     expect(rateUsed(confirmed, 60_000, at(0))).toBe(3);
+  });
+
+  it('reads the count the mutating call held under its key where it is applied, and computes its sums from it', () => {
+    const held = holdRequested(emptyState(), key(1), 9, at(0), limits);
+    const seen: (number | undefined)[] = [];
+    const out = applyEpisodeRecord(held, { ...growth, sumsFor: (h) => (seen.push(h), sums) }, limits);
+    expect(out.held).toBe(9);
+    expect(seen).toEqual([9]);
+    expect(applyEpisodeRecord(emptyState(), growth, limits).held).toBeUndefined();
   });
 });

@@ -7,6 +7,7 @@ import {
   recordEpisodeOnce,
   recordFamily,
   recordJustification,
+  requestedFor,
   type ReservationRequest,
   reserve,
 } from '../core/ledger-state.ts';
@@ -30,12 +31,24 @@ export interface GrowthSpend {
  */
 export interface EpisodeRecord {
   readonly key: string;
-  readonly sums: EpisodeSums;
+  /**
+   * The episode's risk sums given the agent's own requested count the mutating call held
+   * under the key (undefined: none held). Resolved where the record is applied: the
+   * mutating call may have run on another replica, whose hold is in the shared state by then.
+   */
+  readonly sumsFor: (held: number | undefined) => EpisodeSums;
   readonly observed: FamilyObservation | undefined;
   /** Absent for a denial: it spends nothing. */
   readonly growth: GrowthSpend | undefined;
   /** When it was decided: the times the entries carry, wherever they are written. */
   readonly at: Date;
+}
+
+/** What applying a record found: whether its key was new, the count held under it, and the sums it wrote. */
+export interface RecordOutcome {
+  readonly isNew: boolean;
+  readonly held: number | undefined;
+  readonly sums: EpisodeSums;
 }
 
 /**
@@ -47,8 +60,10 @@ export function applyEpisodeRecord(
   state: AgentLedgerState,
   record: EpisodeRecord,
   limits: LedgerLimits,
-): { readonly state: AgentLedgerState; readonly isNew: boolean } {
-  const { key, sums, observed, growth, at } = record;
+): RecordOutcome & { readonly state: AgentLedgerState } {
+  const { key, observed, growth, at } = record;
+  const held = requestedFor(state, key, at, limits);
+  const sums = record.sumsFor(held);
   const recorded = recordEpisodeOnce(state, key, sums, at, limits);
   let next = recorded.isNew && observed !== undefined ? recordFamily(recorded.state, observed, at, limits) : recorded.state;
   if (growth !== undefined) {
@@ -57,5 +72,5 @@ export function applyEpisodeRecord(
     if (growth.uid) next = addProvenance(next, growth.uid, at, limits);
     if (growth.justificationHash) next = recordJustification(next, growth.justificationHash, at);
   }
-  return { state: next, isNew: recorded.isNew };
+  return { state: next, isNew: recorded.isNew, held, sums };
 }

@@ -41,7 +41,7 @@ import { type Interpretation, interpretRequest, type ScaleResource } from './int
 import { type AdmissionReviewResponse, admissionResponse } from './response.ts';
 import type { SwitchGate } from './safety-switches.ts';
 import { decisionEvent } from './decision-events.ts';
-import { applyEpisodeRecord, type EpisodeRecord, type GrowthSpend } from './episode-record.ts';
+import { applyEpisodeRecord, type EpisodeRecord, type GrowthSpend, type RecordOutcome } from './episode-record.ts';
 import { leaseRoom } from './lease-room.ts';
 import type { EventSink } from '../cluster/event-recorder.ts';
 import { type AdmissionRequest, parseAdmissionReview, uidOf } from './review.ts';
@@ -350,8 +350,10 @@ export function createReviewHandler(deps: ReviewHandlerDeps): ReviewHandler {
           held = requestedFor(state, key, now, limits);
           // The episode's risk sums go into the ledger in the same write as its key, and only
           // when the key is new: a retry loop can never inflate E, O or AOC.
-          const facts = episodeFacts(lead, held, decision.kind === 'denied');
-          sums = episodeSums(facts, { tolerance });
+          const denied = decision.kind === 'denied';
+          const facts = episodeFacts(lead, held, denied);
+          const sumsFor = (h: number | undefined) => episodeSums(episodeFacts(lead, h, denied), { tolerance });
+          sums = sumsFor(held);
           const family = families[judgements.indexOf(lead)];
           const measured = needClassOf(facts) === 'measured';
           const observed: FamilyObservation | undefined = family && {
@@ -369,7 +371,7 @@ export function createReviewHandler(deps: ReviewHandlerDeps): ReviewHandler {
                   justificationHash: justification?.text ? justificationHash(justification.text) : undefined,
                   confirmAtOnce,
                 };
-          record = { key, sums, observed, growth, at: now };
+          record = { key, sumsFor, observed, growth, at: now };
           // A denial spends no allowance: its record need not hold up the answer.
           if (growth !== undefined || deps.recordDenialsAfterAnswer !== true) {
             const applied = applyEpisodeRecord(state, record, limits);
@@ -400,16 +402,16 @@ export function createReviewHandler(deps: ReviewHandlerDeps): ReviewHandler {
 
     const record = settled.record;
     if (record === undefined || settled.isNew !== undefined) {
-      finish(settled.isNew);
+      finish(settled.isNew === undefined || settled.sums === undefined ? undefined : { isNew: settled.isNew, held: settled.held, sums: settled.sums });
       return decision;
     }
     // Answered now; the audit line and the recording follow the record, which says whether
-    // the episode is new.
+    // the episode is new and what the mutating call held.
     (
       written ??
       deps.ledger.transact(agent.username, (state) => {
         const out = applyEpisodeRecord(expire(state, now, limits), record, limits);
-        return { result: out.isNew, next: out.isNew ? out.state : undefined };
+        return { result: { isNew: out.isNew, held: out.held, sums: out.sums }, next: out.isNew ? out.state : undefined };
       })
     ).then(finish, (err: unknown) => {
       logger.error({ err, uid: req.uid, agent: agent.username }, 'could not record the episode of a denial');
@@ -418,20 +420,21 @@ export function createReviewHandler(deps: ReviewHandlerDeps): ReviewHandler {
     return decision;
 
     /** Counts the episode once it is known whether it is new, then audits and records the review. */
-    function finish(isNew: boolean | undefined): void {
+    function finish(outcome: RecordOutcome | undefined): void {
       let requested = lead?.to ?? change.after?.steady ?? 0;
       let episode: 'recorded' | 'duplicate' | undefined;
-      if (webhook === 'validate' && writes && lead?.growth && isNew !== undefined) {
-        if (settled.held !== undefined) requested = settled.held;
-        const verdict = episodeVerdictOf(decision, settled.held, lead);
-        if (isNew) {
+      const held = outcome ? outcome.held : settled.held;
+      if (webhook === 'validate' && writes && lead?.growth && outcome !== undefined) {
+        if (held !== undefined) requested = held;
+        const verdict = episodeVerdictOf(decision, held, lead);
+        if (outcome.isNew) {
           const key = episodeKey(agent.username, change, lead.from, lead.to);
           const admitted = verdict === 'denied' ? lead.from : lead.to;
           deps.ledger.keepRecord(episodeOf(key, agent, interpretation, lead, requested, admitted, verdict, now));
           // Counted after the write committed, from the very sums it wrote.
-          if (settled.sums) deps.risk?.countEpisode(agent.username, settled.sums, requested - admitted);
+          deps.risk?.countEpisode(agent.username, outcome.sums, requested - admitted);
         }
-        episode = isNew ? 'recorded' : 'duplicate';
+        episode = outcome.isNew ? 'recorded' : 'duplicate';
       }
       if (webhook === 'validate' && writes && decision.kind !== 'denied') {
         observe(change);
@@ -461,7 +464,7 @@ export function createReviewHandler(deps: ReviewHandlerDeps): ReviewHandler {
           from: lead?.from ?? change.before?.steady ?? 0,
           requested,
           to: lead?.to ?? change.after?.steady ?? 0,
-          episodeVerdict: lead?.growth === true ? episodeVerdictOf(decision, settled.held, lead) : undefined,
+          episodeVerdict: lead?.growth === true ? episodeVerdictOf(decision, held, lead) : undefined,
           episode,
         });
       }
@@ -478,7 +481,7 @@ export function createReviewHandler(deps: ReviewHandlerDeps): ReviewHandler {
   async function decideOnLedger(
     agent: AgentIdentity,
     step: LedgerStep<Settled>,
-  ): Promise<{ readonly settled: Settled; readonly written?: Promise<boolean | undefined> }> {
+  ): Promise<{ readonly settled: Settled; readonly written?: Promise<RecordOutcome | undefined> }> {
     const leases = deps.leases;
     if (leases === undefined) return { settled: await deps.ledger.transact(agent.username, step) };
     const { result, written } = await leases.decide(agent.username, step, leaseSpendOf);

@@ -138,7 +138,7 @@ async function run(ops: readonly Op[]): Promise<void> {
       if (!admit) return { result: { admitted: false, record: undefined, room }, next: undefined };
       const record: EpisodeRecord = {
         key,
-        sums: NO_EPISODES,
+        sumsFor: () => NO_EPISODES,
         observed: undefined,
         growth: { reservation: { key, workload: key, steady: 1, addedInstances: instances }, confirmAtOnce: false },
         at: now,

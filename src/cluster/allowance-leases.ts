@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
-import { applyEpisodeRecord, type EpisodeRecord } from '../admission/episode-record.ts';
+import { applyEpisodeRecord, type EpisodeRecord, type RecordOutcome } from '../admission/episode-record.ts';
 import type { Clock } from '../clock.ts';
 import { type AgentLedgerState, expire, leaseOf, setLease, spendLease, withoutLease } from '../core/ledger-state.ts';
 import type { Ledger, LedgerMetrics, LedgerStep } from './ledger.ts';
@@ -61,7 +61,7 @@ export interface AllowanceLeasesOptions {
 interface AgentLease {
   pending: LeaseSpend[];
   writing: LeaseSpend[];
-  waiters: Map<LeaseSpend, (isNew: boolean | undefined) => void>;
+  waiters: Map<LeaseSpend, (outcome: RecordOutcome | undefined) => void>;
   /** Rounds through the ledger in flight: the lease is not spent meanwhile. */
   syncing: number;
   flushing: Promise<void> | undefined;
@@ -147,7 +147,7 @@ export class AllowanceLeases {
     agent: string,
     step: LedgerStep<T>,
     spendOf: (result: T) => LeaseSpend | undefined,
-  ): Promise<{ readonly result: T; readonly written?: Promise<boolean | undefined> }> {
+  ): Promise<{ readonly result: T; readonly written?: Promise<RecordOutcome | undefined> }> {
     const local = this.local(agent);
     if (local !== undefined) {
       const out = step(local.state);
@@ -160,15 +160,16 @@ export class AllowanceLeases {
 
   /**
    * Spends from the lease what {@link local} allowed: answered now, written in the
-   * background. Resolves with whether the episode was new once written (undefined when it
-   * could not be written before {@link close}).
+   * background. Resolves with what the write found (whether the episode was new, the count
+   * the mutating call held) once written; undefined when it could not be written before
+   * {@link close}.
    */
-  spend(agent: string, spend: LeaseSpend): Promise<boolean | undefined> {
+  spend(agent: string, spend: LeaseSpend): Promise<RecordOutcome | undefined> {
     const entry = this.#entry(agent);
     entry.pending.push(spend);
     entry.lastUsed = this.#o.clock.monotonicMs();
     this.#o.metrics?.leaseDecisions.inc({ path: 'lease' });
-    const written = new Promise<boolean | undefined>((resolve) => entry.waiters.set(spend, resolve));
+    const written = new Promise<RecordOutcome | undefined>((resolve) => entry.waiters.set(spend, resolve));
     this.#flush(agent, entry);
     return written;
   }
@@ -253,18 +254,18 @@ export class AllowanceLeases {
   }
 
   /** Applies spends in order; the lease goes down by what they spent, never the total charged. */
-  #applySpends(shared: AgentLedgerState, spends: readonly LeaseSpend[], now: Date): { state: AgentLedgerState; isNew: boolean[] } {
+  #applySpends(shared: AgentLedgerState, spends: readonly LeaseSpend[], now: Date): { state: AgentLedgerState; isNew: RecordOutcome[] } {
     const limits = this.#o.ledger.limits;
     // Its own lease past its expiry is dropped uncharged: every spend of it is in this
     // replica's writes. Others' expired leases are charged to the rate by `expire`.
     const own = shared.leases?.find((l) => l.holder === this.#o.holder);
     let state = expire(own !== undefined && own.expiresAt <= now.getTime() ? withoutLease(shared, this.#o.holder) : shared, now, limits);
-    const isNew: boolean[] = [];
+    const isNew: RecordOutcome[] = [];
     let spent = 0;
     for (const s of spends) {
       const out = applyEpisodeRecord(state, s.record, limits);
       state = out.state;
-      isNew.push(out.isNew);
+      isNew.push({ isNew: out.isNew, held: out.held, sums: out.sums });
       spent += s.spent;
     }
     return { state: spendLease(state, this.#o.holder, spent), isNew };
@@ -339,7 +340,7 @@ export class AllowanceLeases {
     }
   }
 
-  #settle(entry: AgentLease, spends: readonly LeaseSpend[], isNew: readonly boolean[] | undefined): void {
+  #settle(entry: AgentLease, spends: readonly LeaseSpend[], isNew: readonly RecordOutcome[] | undefined): void {
     spends.forEach((s, i) => {
       entry.waiters.get(s)?.(isNew?.[i]);
       entry.waiters.delete(s);

@@ -72,9 +72,11 @@ describe('two guards, one API server, one ledger', () => {
     const instances = burst.reduce((sum, d) => sum + d.spec.replicas, 0);
     expect(instances).toBeLessThanOrEqual(PER_FAMILY);
     expect(burst).toHaveLength(accepted);
-    // Both guards decided part of the burst.
+    // Both guards decided part of the burst (an audit line follows the write of growth admitted from a lease).
     for (const [i, g] of guards.entries()) {
-      expect(g.process.lines.slice(before[i]).some((l) => auditOf(l).agent === burster.user && auditOf(l).webhook === 'validate'), `guard ${i}`).toBe(true);
+      await expect
+        .poll(() => g.process.lines.slice(before[i]).some((l) => auditOf(l).agent === burster.user && auditOf(l).webhook === 'validate'), { timeout: 5000, message: `guard ${i}` })
+        .toBe(true);
     }
     // One ledger ConfigMap for the agent, in the guard's namespace.
     const maps = await plane.must<{ items: { metadata: { name: string } }[] }>(ADMIN, `/api/v1/namespaces/${GUARD_NAMESPACE}/configmaps`);
