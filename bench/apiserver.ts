@@ -6,8 +6,9 @@
 // ValidatingAdmissionPolicy (a CEL cap on spec.replicas); a minimal Node webhook that
 // parses the review and allows it, registered as the guard is (mutating and validating,
 // same rules and matchConditions); the guard in cluster mode with its ConfigMap ledger.
-// Two loads each: sequential PATCHes of deployments/w/scale alternating 2 ↔ 3, and 8
-// writers on one object. The client's latency and the API server's own
+// Two loads each: sequential PATCHes of deployments/w/scale alternating 2 ↔ 3 (reported
+// together and as scale-ups and scale-downs), and 8 writers on one object; for the guard
+// also sequential scale-ups it denies, compared with the scale-ups the others allow. The client's latency and the API server's own
 // apiserver_admission_webhook_admission_duration_seconds are reported side by side.
 //
 //   npm run bench:apiserver                 500 sequential writes, 8 × 100 concurrent
@@ -39,7 +40,7 @@ interface Row {
   readonly webhookP99: number | undefined;
 }
 
-async function scaleOnce(plane: ControlPlane, who: Identity, replicas: number): Promise<number> {
+async function scaleOnce(plane: ControlPlane, who: Identity, replicas: number, expected = 200): Promise<number> {
   const started = process.hrtime.bigint();
   const answer = await plane.api(who, `${pathOf('deployments', 'agents', 'w')}/scale`, {
     method: 'PATCH',
@@ -47,24 +48,39 @@ async function scaleOnce(plane: ControlPlane, who: Identity, replicas: number): 
     contentType: 'application/merge-patch+json',
   });
   const ms = Number(process.hrtime.bigint() - started) / 1e6;
-  if (answer.status !== 200) throw new Error(`scale to ${replicas}: HTTP ${answer.status} ${JSON.stringify(answer.body)}`);
+  if (answer.status !== expected) throw new Error(`scale to ${replicas}: HTTP ${answer.status} ${JSON.stringify(answer.body)}`);
   return ms;
 }
 
-async function sequential(plane: ControlPlane): Promise<number[]> {
-  const times: number[] = [];
-  for (let i = 0; i < SEQUENTIAL; i++) times.push(await scaleOnce(plane, agent, i % 2 === 0 ? 3 : 2));
-  return times;
+/** Each load's client times, split by kind of write. */
+type Times = Readonly<Record<string, number[]>>;
+
+/** Sequential writes alternating 2 ↔ 3: the scale-ups and the scale-downs, and both together. */
+async function sequential(plane: ControlPlane): Promise<Times> {
+  const ups: number[] = [];
+  const downs: number[] = [];
+  for (let i = 0; i < SEQUENTIAL; i++) {
+    if (i % 2 === 0) ups.push(await scaleOnce(plane, agent, 3));
+    else downs.push(await scaleOnce(plane, agent, 2));
+  }
+  return { sequential: [...ups, ...downs], 'sequential ups': ups, 'sequential downs': downs };
 }
 
-async function concurrent(plane: ControlPlane): Promise<number[]> {
+/** Sequential scale-ups the guard denies (2 → 50, far past its need): only the guard refuses them. */
+async function denials(plane: ControlPlane): Promise<Times> {
+  const times: number[] = [];
+  for (let i = 0; i < SEQUENTIAL / 2; i++) times.push(await scaleOnce(plane, agent, 50, 403));
+  return { 'sequential denials': times };
+}
+
+async function concurrent(plane: ControlPlane): Promise<Times> {
   const times: number[] = [];
   await Promise.all(
     Array.from({ length: WRITERS }, async (_, w) => {
       for (let i = 0; i < PER_WRITER; i++) times.push(await scaleOnce(plane, agent, (i + w) % 2 === 0 ? 3 : 2));
     }),
   );
-  return times;
+  return { [`${WRITERS} writers`]: times };
 }
 
 /** The API server's webhook latency histogram, summed over webhooks and operations: bucket bound → count. */
@@ -94,25 +110,27 @@ function histogramQuantile(before: Map<number, number>, after: Map<number, numbe
   return undefined;
 }
 
-async function measure(plane: ControlPlane, setup: string): Promise<Row[]> {
+async function measure(plane: ControlPlane, setup: string, loads = [sequential, concurrent]): Promise<Row[]> {
   const rows: Row[] = [];
-  for (const [load, run] of [
-    ['sequential', sequential],
-    [`${WRITERS} writers`, concurrent],
-  ] as const) {
+  for (const run of loads) {
     await scaleOnce(plane, agent, 2);
     const before = await webhookHistogram(plane);
-    const times = (await run(plane)).sort((a, b) => a - b);
+    const split = await run(plane);
     const after = await webhookHistogram(plane);
-    rows.push({
-      setup,
-      load,
-      p50: percentile(times, 50),
-      p99: percentile(times, 99),
-      webhookP50: histogramQuantile(before, after, 0.5),
-      webhookP99: histogramQuantile(before, after, 0.99),
-    });
-    process.stderr.write(`[bench:apiserver] ${setup}, ${load}: p50 ${rows.at(-1)?.p50.toFixed(1)} ms\n`);
+    for (const [load, unsorted] of Object.entries(split)) {
+      const times = [...unsorted].sort((a, b) => a - b);
+      // The API server's histogram covers the whole run, not one kind of write.
+      const whole = Object.keys(split).length === 1 || load === 'sequential';
+      rows.push({
+        setup,
+        load,
+        p50: percentile(times, 50),
+        p99: percentile(times, 99),
+        webhookP50: whole ? histogramQuantile(before, after, 0.5) : undefined,
+        webhookP99: whole ? histogramQuantile(before, after, 0.99) : undefined,
+      });
+      process.stderr.write(`[bench:apiserver] ${setup}, ${load}: p50 ${rows.at(-1)?.p50.toFixed(1)} ms\n`);
+    }
   }
   return rows;
 }
@@ -186,10 +204,12 @@ function table(rows: readonly Row[]): string {
     '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |',
   ];
   for (const r of rows) {
-    const base = none.get(r.load);
+    // A denial is compared with the scale-ups the other set-ups allow: the same request.
+    const baseLoad = r.load === 'sequential denials' ? 'sequential ups' : r.load;
+    const base = none.get(baseLoad);
     const added50 = base ? r.p50 - base.p50 : undefined;
     const added99 = base ? r.p99 - base.p99 : undefined;
-    const m = minimal.get(r.load);
+    const m = minimal.get(baseLoad);
     const ratio =
       m && base && r.setup !== 'none' && r.setup !== 'minimal webhook'
         ? `${((r.p50 - base.p50) / (m.p50 - base.p50)).toFixed(2)} / ${((r.p99 - base.p99) / (m.p99 - base.p99)).toFixed(2)}`
@@ -229,7 +249,7 @@ try {
   );
   await registerWebhooksFor(plane, [{ url: guard.process.webhookUrl, caPem: guard.caPem }]);
   await waitForWebhooks(plane, prober, 'agents', [guard]);
-  rows.push(...(await measure(plane, 'replica-guard')));
+  rows.push(...(await measure(plane, 'replica-guard', [sequential, denials, concurrent])));
 
   process.stdout.write(`${table(rows)}\n`);
 } finally {
