@@ -47,6 +47,8 @@ export interface EpisodeRecord {
 /** What applying a record found: whether its key was new, the count held under it, and the sums it wrote. */
 export interface RecordOutcome {
   readonly isNew: boolean;
+  /** Instances its reservation newly charged: 0 when the same growth is reserved already (a retry, a repeat before the view confirmed it). */
+  readonly charged: number;
   readonly held: number | undefined;
   readonly sums: EpisodeSums;
 }
@@ -66,11 +68,14 @@ export function applyEpisodeRecord(
   const sums = record.sumsFor(held);
   const recorded = recordEpisodeOnce(state, key, sums, at, limits);
   let next = recorded.isNew && observed !== undefined ? recordFamily(recorded.state, observed, at, limits) : recorded.state;
+  let charged = 0;
   if (growth !== undefined) {
+    const unreserved = next.reservations;
     next = reserve(next, growth.reservation, at, limits);
+    if (next.reservations !== unreserved) charged = growth.reservation.addedInstances;
     if (growth.confirmAtOnce) next = confirmReservation(next, key, at, limits).state;
     if (growth.uid) next = addProvenance(next, growth.uid, at, limits);
     if (growth.justificationHash) next = recordJustification(next, growth.justificationHash, at);
   }
-  return { state: next, isNew: recorded.isNew, held, sums };
+  return { state: next, isNew: recorded.isNew, charged, held, sums };
 }

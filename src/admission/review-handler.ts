@@ -339,6 +339,7 @@ export function createReviewHandler(deps: ReviewHandlerDeps): ReviewHandler {
       const lead = resolution === decided.resolution ? decided.lead : leadJudgement(judgements, resolution);
       let held: number | undefined;
       let isNew: boolean | undefined;
+      let charged = 0;
       let record: EpisodeRecord | undefined;
       let sums: EpisodeSums | undefined;
       if (spend && lead?.growth) {
@@ -377,6 +378,7 @@ export function createReviewHandler(deps: ReviewHandlerDeps): ReviewHandler {
             const applied = applyEpisodeRecord(state, record, limits);
             state = applied.state;
             isNew = applied.isNew;
+            charged = applied.charged;
           }
         }
       }
@@ -388,7 +390,7 @@ export function createReviewHandler(deps: ReviewHandlerDeps): ReviewHandler {
               judgedPolicies.map((policy, i) => ({ policy, viewPotential: viewPotentials[i], ownPotential: ownPotential(change, policy, false) })),
             );
       return {
-        result: { judgements, resolution, decision, lead, held, isNew, sums, recordedFacts, record, room },
+        result: { judgements, resolution, decision, lead, held, isNew, sums, recordedFacts, record, room, charged },
         next: spend && state !== read ? state : undefined,
       };
     };
@@ -402,7 +404,7 @@ export function createReviewHandler(deps: ReviewHandlerDeps): ReviewHandler {
 
     const record = settled.record;
     if (record === undefined || settled.isNew !== undefined) {
-      finish(settled.isNew === undefined || settled.sums === undefined ? undefined : { isNew: settled.isNew, held: settled.held, sums: settled.sums });
+      finish(settled.isNew === undefined || settled.sums === undefined ? undefined : { isNew: settled.isNew, charged: settled.charged, held: settled.held, sums: settled.sums });
       return decision;
     }
     // Answered now; the audit line and the recording follow the record, which says whether
@@ -411,7 +413,7 @@ export function createReviewHandler(deps: ReviewHandlerDeps): ReviewHandler {
       written ??
       deps.ledger.transact(agent.username, (state) => {
         const out = applyEpisodeRecord(expire(state, now, limits), record, limits);
-        return { result: { isNew: out.isNew, held: out.held, sums: out.sums }, next: out.isNew ? out.state : undefined };
+        return { result: { isNew: out.isNew, charged: out.charged, held: out.held, sums: out.sums }, next: out.isNew ? out.state : undefined };
       })
     ).then(finish, (err: unknown) => {
       logger.error({ err, uid: req.uid, agent: agent.username }, 'could not record the episode of a denial');
@@ -715,6 +717,8 @@ interface Settled {
   readonly record: EpisodeRecord | undefined;
   /** The room admitted growth leaves for an allowance lease (undefined: nothing admitted). */
   readonly room: LeaseRoom | undefined;
+  /** Instances the decision's reservation newly charged (what it spends from a lease). */
+  readonly charged: number;
 }
 
 /** The episode's verdict: clamped when the mutating call held a higher requested count. */
@@ -737,15 +741,15 @@ function episodeFacts(lead: Judgement, held: number | undefined, denied: boolean
 }
 
 /**
- * What a decision may spend from an allowance lease: admitted growth, charged by its added
- * instances. Growth that carries a justification is not: its freshness is shared, so the
+ * What a decision may spend from an allowance lease: admitted growth, charged by the
+ * instances its reservation newly adds (none for growth reserved already). Growth that carries a justification is not: its freshness is shared, so the
  * ledger must see it before the next growth is judged.
  */
 function leaseSpendOf(settled: Settled): LeaseSpend | undefined {
   const { record, room } = settled;
   const growth = record?.growth;
   if (record === undefined || growth === undefined || room === undefined || growth.justificationHash !== undefined) return undefined;
-  return { record, spent: growth.reservation.addedInstances, room };
+  return { record, spent: settled.charged, room };
 }
 
 /** Potential instances of the judged workload after the decision (before it, when denied). */

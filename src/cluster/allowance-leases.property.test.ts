@@ -90,10 +90,12 @@ interface Decided {
   readonly admitted: boolean;
   readonly record: EpisodeRecord | undefined;
   readonly room: LeaseRoom;
+  /** What its reservation newly charged: 0 for a growth reserved already. */
+  readonly charged: number;
 }
 
 type Op =
-  | { readonly type: 'request'; readonly replica: number; readonly instances: number }
+  | { readonly type: 'request'; readonly replica: number; readonly instances: number; readonly repeat: number }
   | { readonly type: 'deliver'; readonly index: number }
   | { readonly type: 'tick'; readonly ms: number }
   | { readonly type: 'stall'; readonly ms: number }
@@ -102,7 +104,7 @@ type Op =
   | { readonly type: 'crash'; readonly replica: number };
 
 const opArb: fc.Arbitrary<Op> = fc.oneof(
-  { weight: 6, arbitrary: fc.record({ type: fc.constant('request' as const), replica: fc.nat(2), instances: fc.integer({ min: 1, max: 3 }) }) },
+  { weight: 6, arbitrary: fc.record({ type: fc.constant('request' as const), replica: fc.nat(2), instances: fc.integer({ min: 1, max: 3 }), repeat: fc.oneof(fc.constant(0), fc.nat(30)) }) },
   { weight: 6, arbitrary: fc.record({ type: fc.constant('deliver' as const), index: fc.nat(20) }) },
   { weight: 2, arbitrary: fc.record({ type: fc.constant('tick' as const), ms: fc.integer({ min: 100, max: 20_000 }) }) },
   { weight: 1, arbitrary: fc.record({ type: fc.constant('stall' as const), ms: fc.integer({ min: 100, max: 40_000 }) }) },
@@ -128,6 +130,7 @@ async function run(ops: readonly Op[]): Promise<void> {
   let crashes = 0;
   let stalls = 0;
   let n = 0;
+  const sizes = new Map<string, number>();
   const settle = () => new Promise((r) => setImmediate(r));
 
   const step =
@@ -135,7 +138,7 @@ async function run(ops: readonly Op[]): Promise<void> {
     (state) => {
       const now = clock.now();
       const admit = rateUsed(state, WINDOW_MS, now) + instances <= CAP;
-      if (!admit) return { result: { admitted: false, record: undefined, room }, next: undefined };
+      if (!admit) return { result: { admitted: false, record: undefined, room, charged: 0 }, next: undefined };
       const record: EpisodeRecord = {
         key,
         sumsFor: () => NO_EPISODES,
@@ -143,7 +146,8 @@ async function run(ops: readonly Op[]): Promise<void> {
         growth: { reservation: { key, workload: key, steady: 1, addedInstances: instances }, confirmAtOnce: false },
         at: now,
       };
-      return { result: { admitted: true, record, room }, next: applyEpisodeRecord(state, record, LIMITS).state };
+      const applied = applyEpisodeRecord(state, record, LIMITS);
+      return { result: { admitted: true, record, room, charged: applied.charged }, next: applied.state };
     };
 
   for (const op of ops) {
@@ -151,13 +155,20 @@ async function run(ops: readonly Op[]): Promise<void> {
       case 'request': {
         const r = replicas[op.replica];
         if (r === undefined) break;
-        const key = `k${n++}`;
+        // A repeat asks for a growth asked before (an agent's retry): the same key and size.
+        const earlier = op.repeat && n > 0 ? sizes.get(`k${op.repeat % n}`) : undefined;
+        const key = earlier === undefined ? `k${n++}` : `k${op.repeat % (n === 0 ? 1 : n)}`;
+        const instances = earlier ?? op.instances;
+        sizes.set(key, instances);
         const index = op.replica;
         const spendOf = (d: Decided): LeaseSpend | undefined =>
-          d.record && d.admitted ? { record: d.record, spent: op.instances, room: d.room } : undefined;
-        void r.leases.decide(AGENT, step(key, op.instances), spendOf).then(({ result }) => {
-          // A crashed replica's answers never reached the API server.
-          if (result.admitted && !r.crashed && result.record) admitted.push({ key, instances: op.instances, at: result.record.at.getTime(), replica: index });
+          d.record && d.admitted ? { record: d.record, spent: d.charged, room: d.room } : undefined;
+        void r.leases.decide(AGENT, step(key, instances), spendOf).then(({ result }) => {
+          // A crashed replica's answers never reached the API server. One key is one growth
+          // (a workload from one count to another): admitted twice, it adds its instances once.
+          if (result.admitted && !r.crashed && result.record && !admitted.some((a) => a.key === key)) {
+            admitted.push({ key, instances, at: result.record.at.getTime(), replica: index });
+          }
         });
         break;
       }

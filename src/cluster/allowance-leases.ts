@@ -62,8 +62,10 @@ interface AgentLease {
   pending: LeaseSpend[];
   writing: LeaseSpend[];
   waiters: Map<LeaseSpend, (outcome: RecordOutcome | undefined) => void>;
-  /** Rounds through the ledger in flight: the lease is not spent meanwhile. */
+  /** Rounds through the ledger in flight: nothing new is charged to the lease meanwhile. */
   syncing: number;
+  /** Spends those rounds write. */
+  syncTaken: LeaseSpend[];
   flushing: Promise<void> | undefined;
   lastUsed: number;
   failedAt: number | undefined;
@@ -115,13 +117,13 @@ export class AllowanceLeases {
   /**
    * What a decision may spend from the lease without a call: the agent's last known state
    * without this replica's lease, with the spends not written yet applied, and the
-   * instances the lease has left. Undefined when there is no lease to spend (none, near its
-   * expiry, used up, or a round through the ledger in flight): decide through
+   * instances the lease has left (none while a round through the ledger is in flight).
+   * Undefined when there is no lease (none, or near its expiry): decide through
    * {@link transact}.
    */
   local(agent: string): { readonly state: AgentLedgerState; readonly remaining: number } | undefined {
     const entry = this.#agents.get(agent);
-    if (entry === undefined || entry.syncing > 0) return undefined;
+    if (entry === undefined) return undefined;
     const known = this.#o.ledger.lastKnown(agent);
     const now = this.#o.clock.now();
     const lease = known && leaseOf(known, this.#o.holder, now);
@@ -130,11 +132,13 @@ export class AllowanceLeases {
     if (known === undefined || lease === undefined || lease.expiresAt - now.getTime() < this.#ttlMs / 3) return undefined;
     let state = withoutLease(known, this.#o.holder);
     let remaining = lease.instances;
-    for (const s of [...entry.writing, ...entry.pending]) {
+    for (const s of [...entry.writing, ...entry.syncTaken, ...entry.pending]) {
       state = applyEpisodeRecord(state, s.record, this.#o.ledger.limits).state;
       remaining -= s.spent;
     }
-    return { state, remaining };
+    // While a round through the ledger is in flight it may resize the lease: decisions read
+    // from here, but only what charges nothing new is spent.
+    return { state, remaining: entry.syncing > 0 ? 0 : remaining };
   }
 
   /**
@@ -187,6 +191,7 @@ export class AllowanceLeases {
       // in order), the pending ones in it, and none starts while it is in flight: the step
       // that leaves the lease out of its view sees every spend of it.
       const taken = entry.pending.splice(0);
+      entry.syncTaken.push(...taken);
       const settled = await this.#o.ledger
         .transact(agent, (shared) => {
           const now = this.#o.clock.now();
@@ -208,6 +213,9 @@ export class AllowanceLeases {
           // Not written: the spends wait for the next write.
           entry.pending.unshift(...taken);
           throw err;
+        })
+        .finally(() => {
+          entry.syncTaken = entry.syncTaken.filter((s) => !taken.includes(s));
         });
       this.#settle(entry, taken, settled.isNew);
       if (room(settled.value) !== undefined) this.#o.metrics?.leaseDecisions.inc({ path: 'ledger' });
@@ -242,7 +250,7 @@ export class AllowanceLeases {
   #entry(agent: string): AgentLease {
     let entry = this.#agents.get(agent);
     if (entry === undefined) {
-      entry = { pending: [], writing: [], waiters: new Map(), syncing: 0, flushing: undefined, lastUsed: this.#o.clock.monotonicMs(), failedAt: undefined };
+      entry = { pending: [], writing: [], syncTaken: [], waiters: new Map(), syncing: 0, flushing: undefined, lastUsed: this.#o.clock.monotonicMs(), failedAt: undefined };
       this.#agents.set(agent, entry);
     }
     return entry;
@@ -265,7 +273,7 @@ export class AllowanceLeases {
     for (const s of spends) {
       const out = applyEpisodeRecord(state, s.record, limits);
       state = out.state;
-      isNew.push({ isNew: out.isNew, held: out.held, sums: out.sums });
+      isNew.push({ isNew: out.isNew, charged: out.charged, held: out.held, sums: out.sums });
       spent += s.spent;
     }
     return { state: spendLease(state, this.#o.holder, spent), isNew };
@@ -331,7 +339,7 @@ export class AllowanceLeases {
         return { result: applied.isNew, next: next === shared ? undefined : next };
       });
       this.#settle(entry, taken, isNew);
-      if (entry.pending.length === 0 && entry.syncing === 1) this.#agents.delete(agent);
+      if (entry.pending.length === 0 && entry.syncing === 1 && entry.flushing === undefined) this.#agents.delete(agent);
     } catch (err) {
       entry.pending.unshift(...taken);
       this.#o.logger.warn({ err, agent }, 'could not return an allowance lease; it is tried again, and expires into the rate if it never is');
