@@ -122,7 +122,7 @@ async function run(ops: readonly Op[]): Promise<void> {
   let generation = 0;
   const replica = () => {
     const ledger = new ReplicaLedger(shared);
-    const leases = new AllowanceLeases({ ledger, holder: `guard-${generation++}`, clock, logger, maxInstances: 4, ttlMs: TTL_MS, idleMs: 1000 });
+    const leases = new AllowanceLeases({ ledger, holder: `guard-${generation++}`, clock, logger, maxInstances: 4, ttlMs: TTL_MS, idleMs: 1000, writeDelayMs: 0 });
     return { ledger, leases, crashed: false };
   };
   const replicas = [replica(), replica(), replica()];

@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import { applyEpisodeRecord, type EpisodeRecord, type RecordOutcome } from '../admission/episode-record.ts';
 import type { Clock } from '../clock.ts';
@@ -54,6 +55,8 @@ export interface AllowanceLeasesOptions {
   readonly ttlMs?: number | undefined;
   /** A lease unused this long is returned (default 2 s). */
   readonly idleMs?: number | undefined;
+  /** How long spends wait to share their write (default 20 ms; the lease covers them meanwhile). */
+  readonly writeDelayMs?: number | undefined;
   readonly metrics?: LedgerMetrics | undefined;
 }
 
@@ -85,6 +88,7 @@ export class AllowanceLeases {
   readonly #max: number;
   readonly #ttlMs: number;
   readonly #idleMs: number;
+  readonly #writeDelayMs: number;
   readonly #agents = new Map<string, AgentLease>();
   #timer: NodeJS.Timeout | undefined;
   /** Set by {@link close}: no lease is granted or topped up any more. */
@@ -95,6 +99,7 @@ export class AllowanceLeases {
     this.#max = options.maxInstances ?? 8;
     this.#ttlMs = options.ttlMs ?? 30_000;
     this.#idleMs = options.idleMs ?? 2000;
+    this.#writeDelayMs = options.writeDelayMs ?? 20;
   }
 
   /** This replica's name in the leases. */
@@ -279,10 +284,14 @@ export class AllowanceLeases {
     return { state: spendLease(state, this.#o.holder, spent), isNew };
   }
 
-  /** Starts writing the agent's pending spends unless a write is in flight (it starts the next one). */
+  /**
+   * Starts writing the agent's pending spends unless a write is in flight (it starts the next
+   * one). The write waits `writeDelayMs` first, so that a burst's spends share one PUT.
+   */
   #flush(agent: string, entry: AgentLease): void {
     if (entry.flushing !== undefined) return;
-    entry.flushing = this.#write(agent, entry).finally(() => {
+    const delayed = this.#writeDelayMs > 0 ? sleep(this.#writeDelayMs, undefined, { ref: false }) : Promise.resolve();
+    entry.flushing = delayed.then(() => this.#write(agent, entry)).finally(() => {
       entry.flushing = undefined;
       if (entry.pending.length > 0 && entry.failedAt === undefined) this.#flush(agent, entry);
     });
