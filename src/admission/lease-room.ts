@@ -29,7 +29,8 @@ export function leaseRoom(inputs: readonly FamilyRoomInput[]): LeaseRoom {
     for (const { policy, viewPotential, ownPotential } of bounding) {
       const { rate, perFamily } = policy.limits;
       if (rate !== undefined) room = Math.min(room, rate.instances - rateUsed(state, rate.perMs, now));
-      if (perFamily !== undefined && viewPotential !== undefined) room = Math.min(room, perFamily - viewPotential - ownPotential - pending);
+      // A family the view could not show (stale) leaves no room to lease.
+      if (perFamily !== undefined) room = viewPotential === undefined ? 0 : Math.min(room, perFamily - viewPotential - ownPotential - pending);
     }
     return Math.max(0, room);
   };

@@ -70,6 +70,8 @@ interface AgentLease {
   /** Spends those rounds write. */
   syncTaken: LeaseSpend[];
   flushing: Promise<void> | undefined;
+  /** Settles when the last round that leaves the lease out of its view (a decision through the ledger, a return) has. */
+  chain: Promise<void>;
   lastUsed: number;
   failedAt: number | undefined;
 }
@@ -192,43 +194,66 @@ export class AllowanceLeases {
     const entry = this.#entry(agent);
     entry.syncing++;
     try {
-      // Spends being written land before this round (the ledger keeps an agent's transactions
-      // in order), the pending ones in it, and none starts while it is in flight: the step
-      // that leaves the lease out of its view sees every spend of it.
-      const taken = entry.pending.splice(0);
-      entry.syncTaken.push(...taken);
-      const settled = await this.#o.ledger
-        .transact(agent, (shared) => {
-          const now = this.#o.clock.now();
-          const applied = this.#applySpends(shared, taken, now);
-          const mine = leaseOf(applied.state, this.#o.holder, now);
-          const view = withoutLease(applied.state, this.#o.holder);
-          const out = step(view);
-          const roomOf = room(out.result);
-          const base = out.next ?? view;
-          const granted = roomOf ? this.#grant(roomOf(base, now)) : 0;
-          const instances = Math.max(mine?.instances ?? 0, granted);
-          const unchanged = out.next === undefined && taken.length === 0 && granted <= (mine?.instances ?? 0);
-          return {
-            result: { value: out.result, isNew: applied.isNew, granted: granted > 0 },
-            next: unchanged ? undefined : setLease(base, this.#o.holder, instances, now, this.#ttlMs, this.#o.ledger.limits),
-          };
-        })
-        .catch((err: unknown) => {
-          // Not written: the spends wait for the next write.
-          entry.pending.unshift(...taken);
-          throw err;
-        })
-        .finally(() => {
-          entry.syncTaken = entry.syncTaken.filter((s) => !taken.includes(s));
-        });
-      this.#settle(entry, taken, settled.isNew);
-      if (room(settled.value) !== undefined) this.#o.metrics?.leaseDecisions.inc({ path: 'ledger' });
-      if (settled.granted) entry.lastUsed = this.#o.clock.monotonicMs();
-      return settled.value;
+      return await this.#serial(entry, () => this.#decide(agent, entry, step, room));
     } finally {
       entry.syncing--;
     }
+  }
+
+  /**
+   * Runs `round` once the agent's earlier rounds that leave the lease out, and the write in
+   * flight, have settled: a write that failed has put its spends back, so the next round
+   * takes them and its step, which leaves the lease out of its view, still sees every spend
+   * of it. Nothing new is charged to the lease meanwhile (`syncing`).
+   */
+  async #serial<T>(entry: AgentLease, round: () => Promise<T>): Promise<T> {
+    const previous = entry.chain;
+    let release = (): void => undefined;
+    entry.chain = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    try {
+      await previous;
+      await entry.flushing;
+      return await round();
+    } finally {
+      release();
+    }
+  }
+
+  async #decide<T>(agent: string, entry: AgentLease, step: LedgerStep<T>, room: (result: T) => LeaseRoom | undefined): Promise<T> {
+    const taken = entry.pending.splice(0);
+    entry.syncTaken.push(...taken);
+    const settled = await this.#o.ledger
+      .transact(agent, (shared) => {
+        const now = this.#o.clock.now();
+        const applied = this.#applySpends(shared, taken, now);
+        const mine = leaseOf(applied.state, this.#o.holder, now);
+        const view = withoutLease(applied.state, this.#o.holder);
+        const out = step(view);
+        const roomOf = room(out.result);
+        const base = out.next ?? view;
+        const granted = roomOf ? this.#grant(roomOf(base, now)) : 0;
+        const instances = Math.max(mine?.instances ?? 0, granted);
+        const unchanged = out.next === undefined && taken.length === 0 && granted <= (mine?.instances ?? 0);
+        return {
+          result: { value: out.result, isNew: applied.isNew, granted: granted > 0 },
+          next: unchanged ? undefined : setLease(base, this.#o.holder, instances, now, this.#ttlMs, this.#o.ledger.limits),
+        };
+      })
+      .catch((err: unknown) => {
+        // Not written: the spends wait for the next write.
+        entry.pending.unshift(...taken);
+        this.#flush(agent, entry);
+        throw err;
+      })
+      .finally(() => {
+        entry.syncTaken = entry.syncTaken.filter((s) => !taken.includes(s));
+      });
+    this.#settle(entry, taken, settled.isNew);
+    if (room(settled.value) !== undefined) this.#o.metrics?.leaseDecisions.inc({ path: 'ledger' });
+    if (settled.granted) entry.lastUsed = this.#o.clock.monotonicMs();
+    return settled.value;
   }
 
   /** Writes what is pending and returns the leases unused for the idle time; retries failed writes. */
@@ -247,15 +272,16 @@ export class AllowanceLeases {
     this.#closing = true;
     clearInterval(this.#timer);
     this.#timer = undefined;
+    // Each return runs after the rounds in flight for its agent, and writes what they left.
     await Promise.all([...this.#agents].map(([agent, entry]) => this.#return(agent, entry)));
-    for (const entry of this.#agents.values()) this.#settle(entry, [...entry.writing, ...entry.pending], undefined);
+    for (const entry of this.#agents.values()) this.#settle(entry, [...entry.writing, ...entry.syncTaken, ...entry.pending], undefined);
     this.#agents.clear();
   }
 
   #entry(agent: string): AgentLease {
     let entry = this.#agents.get(agent);
     if (entry === undefined) {
-      entry = { pending: [], writing: [], syncTaken: [], waiters: new Map(), syncing: 0, flushing: undefined, lastUsed: this.#o.clock.monotonicMs(), failedAt: undefined };
+      entry = { pending: [], writing: [], syncTaken: [], waiters: new Map(), syncing: 0, flushing: undefined, chain: Promise.resolve(), lastUsed: this.#o.clock.monotonicMs(), failedAt: undefined };
       this.#agents.set(agent, entry);
     }
     return entry;
@@ -329,10 +355,18 @@ export class AllowanceLeases {
   /** Writes what is pending and gives the lease back. */
   async #return(agent: string, entry: AgentLease): Promise<void> {
     entry.syncing++;
+    try {
+      await this.#serial(entry, () => this.#giveBack(agent, entry));
+    } finally {
+      entry.syncing--;
+    }
+  }
+
+  async #giveBack(agent: string, entry: AgentLease): Promise<void> {
     let taken: LeaseSpend[] = [];
     try {
-      await entry.flushing;
       taken = entry.pending.splice(0);
+      entry.syncTaken.push(...taken);
       const known = this.#o.ledger.lastKnown(agent);
       // Only when no round of this replica is in flight: one could still grant a lease.
       const alone = entry.syncing === 1;
@@ -353,7 +387,7 @@ export class AllowanceLeases {
       entry.pending.unshift(...taken);
       this.#o.logger.warn({ err, agent }, 'could not return an allowance lease; it is tried again, and expires into the rate if it never is');
     } finally {
-      entry.syncing--;
+      entry.syncTaken = entry.syncTaken.filter((s) => !taken.includes(s));
     }
   }
 
