@@ -105,6 +105,24 @@ function leasedGuard(policyYaml: string, snapshots: readonly WorkloadSnapshot[],
   });
 }
 
+/** The agent's own Deployment at 4 instances: the family the bursts grow. */
+const AGENT_WEB: WorkloadSnapshot = {
+  ref: { group: 'apps', kind: 'Deployment', namespace: 'agents', name: 'agent-web', uid: 'uid-web' },
+  count: { steady: 4, extra: { type: 'none' } },
+  serviceAccounts: ['agent-1'],
+  fingerprints: podFingerprints('agent-1', [{ image: 'registry.example/agent:1.0' }]),
+};
+
+/** The agent creating pod `i`, a pod of its own image: one more instance in its family. */
+const createPod = (i: number) =>
+  review('pod-create-agent', {
+    set: [
+      ['name', `pod-${i}`],
+      ['object.metadata.name', `pod-${i}`],
+      ['object.metadata.uid', `pod-uid-${i}`],
+    ],
+  });
+
 const policyYaml = (limits: string, extra = '') => `apiVersion: replica-guard.io/v1alpha1
 kind: ReplicaPolicy
 metadata: { name: burst }
@@ -154,24 +172,9 @@ describe('two guards, one shared ledger', () => {
 
   it('admit exactly the room left in the family, counting growth the view does not show yet', async () => {
     // The family already runs 4 instances (one Deployment); the cap is 10 potential instances.
-    const existing: WorkloadSnapshot = {
-      ref: { group: 'apps', kind: 'Deployment', namespace: 'agents', name: 'agent-web', uid: 'uid-web' },
-      count: { steady: 4, extra: { type: 'none' } },
-      serviceAccounts: ['agent-1'],
-      fingerprints: podFingerprints('agent-1', [{ image: 'registry.example/agent:1.0' }]),
-    };
     const yaml = policyYaml('{ perFamily: 10 }', '  clones: { allowed: true }');
-    const guards = [guardProcess(yaml, [existing]), guardProcess(yaml, [existing])];
-    const bodies = Array.from({ length: 16 }, (_, i) =>
-      review('pod-create-agent', {
-        set: [
-          ['name', `pod-${i}`],
-          ['object.metadata.name', `pod-${i}`],
-          ['object.metadata.uid', `pod-uid-${i}`],
-        ],
-      }),
-    );
-    expect(await fireBurst(guards, bodies)).toBe(6);
+    const guards = [guardProcess(yaml, [AGENT_WEB]), guardProcess(yaml, [AGENT_WEB])];
+    expect(await fireBurst(guards, Array.from({ length: 16 }, (_, i) => createPod(i)))).toBe(6);
   });
 
   describe('deciding from allowance leases', () => {
@@ -218,23 +221,9 @@ describe('two guards, one shared ledger', () => {
     });
 
     it('never admit more than the room left in the family from a burst through both', async () => {
-      const existing: WorkloadSnapshot = {
-        ref: { group: 'apps', kind: 'Deployment', namespace: 'agents', name: 'agent-web', uid: 'uid-web' },
-        count: { steady: 4, extra: { type: 'none' } },
-        serviceAccounts: ['agent-1'],
-        fingerprints: podFingerprints('agent-1', [{ image: 'registry.example/agent:1.0' }]),
-      };
       const yaml = policyYaml('{ perFamily: 20 }', '  clones: { allowed: true }');
-      const guards = [leasedGuard(yaml, [existing], opened, 'guard-a'), leasedGuard(yaml, [existing], opened, 'guard-b')];
-      const create = (i: number) =>
-        review('pod-create-agent', {
-          set: [
-            ['name', `pod-${i}`],
-            ['object.metadata.name', `pod-${i}`],
-            ['object.metadata.uid', `pod-uid-${i}`],
-          ],
-        });
-      const admitted = (await fireBurst(guards, Array.from({ length: 12 }, (_, i) => create(i)))) + (await fireBurst(guards, Array.from({ length: 12 }, (_, i) => create(20 + i))));
+      const guards = [leasedGuard(yaml, [AGENT_WEB], opened, 'guard-a'), leasedGuard(yaml, [AGENT_WEB], opened, 'guard-b')];
+      const admitted = (await fireBurst(guards, Array.from({ length: 12 }, (_, i) => createPod(i)))) + (await fireBurst(guards, Array.from({ length: 12 }, (_, i) => createPod(20 + i))));
       expect(admitted).toBeLessThanOrEqual(16);
       expect(admitted).toBeGreaterThan(0);
     });

@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { applyEpisodeRecord, type EpisodeRecord } from '../admission/episode-record.ts';
 import type { Clock } from '../clock.ts';
 import { type AgentLedgerState, emptyState, expire, type LedgerLimits, rateUsed } from '../core/ledger-state.ts';
-import { NO_EPISODES } from '../core/risk.ts';
+import { growthRecord } from '../../test/helpers/ledger-state-fixtures.ts';
 import { AllowanceLeases, type LeasableLedger, type LeaseRoom, type LeaseSpend } from './allowance-leases.ts';
 import { type LedgerStep, TransactionalLedger } from './ledger.ts';
 
@@ -139,13 +139,7 @@ async function run(ops: readonly Op[]): Promise<void> {
       const now = clock.now();
       const admit = rateUsed(state, WINDOW_MS, now) + instances <= CAP;
       if (!admit) return { result: { admitted: false, record: undefined, room, charged: 0 }, next: undefined };
-      const record: EpisodeRecord = {
-        key,
-        sumsFor: () => NO_EPISODES,
-        observed: undefined,
-        growth: { reservation: { key, workload: key, steady: 1, addedInstances: instances }, confirmAtOnce: false },
-        at: now,
-      };
+      const record = growthRecord(key, instances, now);
       const applied = applyEpisodeRecord(state, record, LIMITS);
       return { result: { admitted: true, record, room, charged: applied.charged }, next: applied.state };
     };

@@ -5,6 +5,8 @@ import { recordLoss } from '../../src/core/ledger/losses.ts';
 import { addProvenance } from '../../src/core/ledger/provenance.ts';
 import { confirmReservation, reserve } from '../../src/core/ledger/reservations.ts';
 import { type AgentLedgerState, emptyState } from '../../src/core/ledger/state.ts';
+import type { EpisodeRecord } from '../../src/admission/episode-record.ts';
+import { NO_EPISODES } from '../../src/core/risk.ts';
 
 /** The times, limits and keys the ledger state's unit tests share. */
 
@@ -34,4 +36,15 @@ export function sampleState(): AgentLedgerState {
   s = confirmReservation(s, key(8), at(1), limits).state;
   s = recordLoss(s, 'pod-1', at(0), at(0), limits).state;
   return s;
+}
+
+/** The record of an admitted growth of `instances` under `key` (its own workload), without risk sums. */
+export function growthRecord(key: string, instances: number, at: Date): EpisodeRecord {
+  return {
+    key,
+    sumsFor: () => NO_EPISODES,
+    observed: undefined,
+    growth: { reservation: { key, workload: key, steady: 1, addedInstances: instances }, confirmAtOnce: false },
+    at,
+  };
 }

@@ -7,7 +7,7 @@ import { AllowanceLeases, type LeaseRoom, type LeaseSpend } from '../../src/clus
 import { KubeLedger, ledgerConfigMapName } from '../../src/cluster/kube-ledger.ts';
 import { createLedgerMetrics, type LedgerStep } from '../../src/cluster/ledger.ts';
 import { parseState, rateUsed } from '../../src/core/ledger-state.ts';
-import { NO_EPISODES } from '../../src/core/risk.ts';
+import { growthRecord } from '../helpers/ledger-state-fixtures.ts';
 import { FakeApiServer } from '../fake-apiserver/fake-apiserver.ts';
 
 // Allowance leases on the fake API server, where faults can be injected: growth answered
@@ -46,13 +46,7 @@ const grow =
     const now = clock.now();
     if (rateUsed(state, WINDOW, now) + instances > CAP) return { result: { admitted: false, record: undefined }, next: undefined };
     const key = `growth-${n++}`;
-    const record: EpisodeRecord = {
-      key,
-      sumsFor: () => NO_EPISODES,
-      observed: undefined,
-      growth: { reservation: { key, workload: key, steady: 1, addedInstances: instances }, confirmAtOnce: false },
-      at: now,
-    };
+    const record = growthRecord(key, instances, now);
     return { result: { admitted: true, record }, next: applyEpisodeRecord(state, record, { windowMs: 3_600_000, maxWindowMs: 3_600_000, reservationTtlMs: 3_600_000 }).state };
   };
 const spendOf = (d: Decided): LeaseSpend | undefined => (d.record ? { record: d.record, spent: d.record.growth?.reservation.addedInstances ?? 0, room } : undefined);
