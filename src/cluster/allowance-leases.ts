@@ -73,7 +73,8 @@ interface AgentLease {
   /** Settles when the last round that leaves the lease out of its view (a decision through the ledger, a return) has. */
   chain: Promise<void>;
   lastUsed: number;
-  failedAt: number | undefined;
+  /** The last write behind failed: the next one waits for the timer, not for the next spend. */
+  writeFailed: boolean;
 }
 
 /**
@@ -102,11 +103,6 @@ export class AllowanceLeases {
     this.#ttlMs = options.ttlMs ?? 30_000;
     this.#idleMs = options.idleMs ?? 2000;
     this.#writeDelayMs = options.writeDelayMs ?? 20;
-  }
-
-  /** This replica's name in the leases. */
-  get holder(): string {
-    return this.#o.holder;
   }
 
   /** Agents this replica holds a lease for or has spends to write for. */
@@ -281,7 +277,7 @@ export class AllowanceLeases {
   #entry(agent: string): AgentLease {
     let entry = this.#agents.get(agent);
     if (entry === undefined) {
-      entry = { pending: [], writing: [], syncTaken: [], waiters: new Map(), syncing: 0, flushing: undefined, chain: Promise.resolve(), lastUsed: this.#o.clock.monotonicMs(), failedAt: undefined };
+      entry = { pending: [], writing: [], syncTaken: [], waiters: new Map(), syncing: 0, flushing: undefined, chain: Promise.resolve(), lastUsed: this.#o.clock.monotonicMs(), writeFailed: false };
       this.#agents.set(agent, entry);
     }
     return entry;
@@ -319,7 +315,7 @@ export class AllowanceLeases {
     const delayed = this.#writeDelayMs > 0 ? sleep(this.#writeDelayMs, undefined, { ref: false }) : Promise.resolve();
     entry.flushing = delayed.then(() => this.#write(agent, entry)).finally(() => {
       entry.flushing = undefined;
-      if (entry.pending.length > 0 && entry.failedAt === undefined) this.#flush(agent, entry);
+      if (entry.pending.length > 0 && !entry.writeFailed) this.#flush(agent, entry);
     });
   }
 
@@ -338,13 +334,13 @@ export class AllowanceLeases {
         const instances = Math.max(mine?.instances ?? 0, granted);
         return { result: applied.isNew, next: setLease(applied.state, this.#o.holder, instances, now, this.#ttlMs, this.#o.ledger.limits) };
       });
-      entry.failedAt = undefined;
+      entry.writeFailed = false;
       this.#settle(entry, taken, isNew);
       this.#o.metrics?.leaseWrites.inc({ outcome: 'written' });
     } catch (err) {
       // Answered already: never dropped. Charged meanwhile by the lease, which expires into the rate if this never lands.
       entry.pending.unshift(...taken);
-      entry.failedAt = this.#o.clock.monotonicMs();
+      entry.writeFailed = true;
       this.#o.metrics?.leaseWrites.inc({ outcome: 'error' });
       this.#o.logger.warn({ err, agent, spends: taken.length }, 'could not write growth admitted from an allowance lease; it is tried again');
     } finally {
