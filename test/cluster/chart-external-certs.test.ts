@@ -69,7 +69,11 @@ describe('certificates managed outside the guard (webhook.caBundle, as with cert
       contentType: 'application/json-patch+json',
     });
     await expect.poll(caBundles, { timeout: 15_000 }).toEqual([declared, declared]);
-    expect(await metricValue(guard, 'replica_guard_webhook_configuration_restores_total', { configuration: 'validating' })).toBe(1);
+    // Counted once the guard's write has returned, which may be just after the API server shows it.
+    const started = guard;
+    await expect
+      .poll(() => metricValue(started, 'replica_guard_webhook_configuration_restores_total', { configuration: 'validating' }), { timeout: 5000 })
+      .toBe(1);
     expect(guard.process.lines.filter((l) => /\b403\b|forbidden/i.test(JSON.stringify(l)))).toEqual([]);
 
     // The guard handed the caBundle it put back to the chart's manager: a helm upgrade
