@@ -212,8 +212,9 @@ describe('the webhook configuration reconciler', () => {
         const [w] = c.webhooks;
         if (w) w.failurePolicy = 'Ignore';
       });
-      await waitFor(() => served(VALIDATING).webhooks[0]?.failurePolicy === 'Fail', 'the restore');
-      expect(await metric('replica_guard_webhook_configuration_restores_total', { configuration: 'validating' })).toBe(1);
+      // The served object changes when the PUT lands; the count follows once its answer is back.
+      await waitFor(async () => (await metric('replica_guard_webhook_configuration_restores_total', { configuration: 'validating' })) === 1, 'the restore');
+      expect(served(VALIDATING).webhooks[0]?.failurePolicy).toBe('Fail');
     } finally {
       stop();
     }

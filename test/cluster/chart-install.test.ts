@@ -164,7 +164,9 @@ describe('the guard keeps the configurations helm installed', () => {
     ]);
     await expect.poll(() => timeouts('validatingwebhookconfigurations'), { timeout: 15_000 }).toEqual([10]);
     expect((await configuration('validatingwebhookconfigurations')).webhooks[0]?.matchConditions.map((c) => c.name)).toContain('agents');
-    expect(await metricValue(running(), 'replica_guard_webhook_configuration_restores_total', { configuration: 'validating' })).toBe(before + 1);
+    // Counted and logged once the guard's write has returned, which may be just after the API server shows it.
+    const restores = () => metricValue(running(), 'replica_guard_webhook_configuration_restores_total', { configuration: 'validating' });
+    await expect.poll(restores, { timeout: 5000 }).toBe(before + 1);
     expect(running().process.lines.some((l) => String(l.msg).includes('changed behind the guard'))).toBe(true);
   });
 
@@ -183,7 +185,7 @@ describe('the guard keeps the configurations helm installed', () => {
 
     await jsonPatch('mutatingwebhookconfigurations', [{ op: 'remove', path: '/metadata/labels/replica-guard.io~1unmanaged' }]);
     await expect.poll(() => timeouts('mutatingwebhookconfigurations'), { timeout: 15_000 }).toEqual([10]);
-    expect(await metricValue(running(), 'replica_guard_webhook_configuration_unmanaged', { configuration: 'mutating' })).toBe(0);
+    await expect.poll(() => metricValue(running(), 'replica_guard_webhook_configuration_unmanaged', { configuration: 'mutating' }), { timeout: 5000 }).toBe(0);
   });
 });
 describe('helm upgrade', () => {
