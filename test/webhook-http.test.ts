@@ -832,3 +832,25 @@ describe('metrics and probes on the ops app', () => {
     expect(g.app.webhook.server.keepAliveTimeout).toBeGreaterThan(90_000);
   });
 });
+
+describe('what follows an answer', () => {
+  it('the audit line and the recording come after the answer, and one that fails is logged, never thrown', async () => {
+    const queued: (() => void)[] = [];
+    const recorder = {
+      record: () => {
+        throw new Error('the recording file is gone');
+      },
+      close: async () => undefined,
+    };
+    const g = guard({ policies: ROOMY, recorder, afterAnswer: (work) => queued.push(work) });
+    expect((await g.review('validate', review('deployment-apply-server-agent-10'))).allowed).toBe(true);
+    expect(g.audits()).toEqual([]);
+    expect(queued).toHaveLength(1);
+    for (const work of queued.splice(0)) work();
+    expect(g.audits().map((a) => [a.from, a.to, a.episode])).toEqual([[3, 10, 'recorded']]);
+    const failed = g.lines.filter((l) => l.msg === 'could not write the audit line or the recording of a decision');
+    expect(failed.map((l) => (l.err as { message?: string } | undefined)?.message)).toEqual(['the recording file is gone']);
+    // The guard goes on deciding.
+    expect((await g.review('validate', review('deployment-apply-server-agent-10-2'))).allowed).toBe(true);
+  });
+});

@@ -102,6 +102,11 @@ export interface ReviewHandlerDeps {
    * before its answer.
    */
   readonly leases?: Pick<AllowanceLeases, 'decide'> | undefined;
+  /**
+   * Runs the audit line and the recording of a decision once its answer is sent (default
+   * `setImmediate`, which runs after the answer's write in the same turn of the event loop).
+   */
+  readonly afterAnswer?: ((work: () => void) => void) | undefined;
 }
 
 /** An HTTP answer: the status and the JSON body. */
@@ -143,6 +148,16 @@ export function createReviewHandler(deps: ReviewHandlerDeps): ReviewHandler {
       verdict,
       kind: req ? kindLabel(req.kind.kind) : 'unknown',
       operation: req?.operation ?? 'unknown',
+    });
+
+  const schedule = deps.afterAnswer ?? setImmediate;
+  const afterAnswer = (work: () => void): void =>
+    schedule(() => {
+      try {
+        work();
+      } catch (err) {
+        logger.error({ err }, 'could not write the audit line or the recording of a decision');
+      }
     });
 
   const fail = (webhook: Webhook, err: GuardError, uid: string | undefined, req?: AdmissionRequest): ReviewResult => {
@@ -439,9 +454,15 @@ export function createReviewHandler(deps: ReviewHandlerDeps): ReviewHandler {
         episode = outcome.isNew ? 'recorded' : 'duplicate';
       }
       if (webhook === 'validate' && writes && decision.kind !== 'denied') {
+        // Before the answer: the next decision must see what this one admitted.
         observe(change);
         deps.onAdmitted?.(change);
       }
+      afterAnswer(() => report(episode, requested, held));
+    }
+
+    /** The audit line and the recording: written after the answer, which never waits on stdout. */
+    function report(episode: 'recorded' | 'duplicate' | undefined, requested: number, held: number | undefined): void {
       audit(webhook, req, agent, interpretation, decision, {
         from: lead?.from ?? change.before?.steady ?? 0,
         requested,

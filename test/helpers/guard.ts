@@ -89,6 +89,8 @@ export interface GuardOptions {
   readonly switches?: (clock: TestClock, logger: Logger) => SwitchGate;
   /** Where decision Events go. */
   readonly events?: (clock: TestClock, logger: Logger) => EventSink;
+  /** Runs what follows an answer (the audit line, the recording); default setImmediate. */
+  readonly afterAnswer?: (work: () => void) => void;
 }
 
 export interface TestGuard {
@@ -134,6 +136,7 @@ export function testGuard(options: GuardOptions): TestGuard {
     recorder: options.recorder,
     switches: options.switches?.(clock, logger),
     events: options.events?.(clock, logger),
+    afterAnswer: options.afterAnswer,
   });
   const readiness = (): Readiness =>
     active ? { ready: true, reasons: [] } : { ready: false, reasons: ['no valid policy set loaded'] };
@@ -146,6 +149,8 @@ export function testGuard(options: GuardOptions): TestGuard {
       headers: { 'content-type': opts.contentType ?? 'application/json' },
       payload: typeof body === 'string' || Buffer.isBuffer(body) ? body : JSON.stringify(body),
     });
+    // The audit line and the recording follow the answer by one turn of the event loop.
+    await new Promise((resolve) => setImmediate(resolve));
     let parsed: unknown;
     try {
       parsed = res.json();
