@@ -4,6 +4,7 @@ import {
   confirmObserved,
   expire,
   forgetGoneProvenance,
+  isHashedId,
   type LedgerLimits,
 } from '../core/ledger-state.ts';
 import type { AgentIdentity, WorkloadRef, WorkloadSnapshot } from '../core/types.ts';
@@ -49,9 +50,14 @@ function confirmShown(
   judged: WorkloadRef,
 ): AgentLedgerState {
   let next = state;
+  // A reservation keeps a UID as it is and hashes a path: when none is hashed, no path
+  // need be hashed to match one, and no member need be walked for a CREATE's.
+  const byPath = (s: AgentLedgerState) => s.reservations.some((r) => isHashedId(r.workload));
+  const paths = byPath(state);
   const confirm = (m: WorkloadSnapshot) => {
-    const ids = [`${m.ref.group}/${m.ref.kind}/${m.ref.namespace}/${m.ref.name}`, ...(m.ref.uid ? [m.ref.uid] : [])];
-    next = confirmObserved(next, ids, m.count.steady, now, limits).state;
+    const uid = m.ref.uid ? [m.ref.uid] : [];
+    const ids = paths ? [`${m.ref.group}/${m.ref.kind}/${m.ref.namespace}/${m.ref.name}`, ...uid] : uid;
+    if (ids.length > 0) next = confirmObserved(next, ids, m.count.steady, now, limits).state;
   };
   for (const r of state.reservations) {
     const byUid = view.workloadByUid(r.workload);
@@ -61,10 +67,10 @@ function confirmShown(
     const self = view.workload(judged.group, judged.kind, judged.namespace, judged.name);
     if (self) confirm(self);
   }
-  if (next.reservations.length === 0) return next;
+  if (!byPath(next)) return next;
   for (const m of view.family({ agent, provenance: next.provenance, ignoreImages: [], excluding: judged }).members()) {
     confirm(m);
-    if (next.reservations.length === 0) break;
+    if (!byPath(next)) break;
   }
   return next;
 }

@@ -3,7 +3,7 @@
  * Each collection lives in its own file under ledger/; this file gathers their public
  * names so that importers need one path.
  */
-export { compactId } from './ledger/compact-id.ts';
+export { compactId, isHashedId } from './ledger/compact-id.ts';
 export { enforceBounds } from './ledger/enforce-bounds.ts';
 export { hasEpisodeKey, recordEpisodeKey } from './ledger/episode-keys.ts';
 export { expire } from './ledger/expire.ts';

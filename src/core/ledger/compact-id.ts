@@ -18,3 +18,8 @@ export function compactId(id: string): string {
   if (SAFE_ID.test(id) || HASHED_ID.test(id)) return id;
   return `#${hash('sha256', id, 'base64url').slice(0, 22)}`;
 }
+
+/** Whether a stored id is a hash (a path or a long id) rather than an identifier kept as it is (a UID). */
+export function isHashedId(id: string): boolean {
+  return HASHED_ID.test(id);
+}
