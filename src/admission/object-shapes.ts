@@ -1,16 +1,19 @@
 import { z } from 'zod';
 
 /**
- * Schemas of the fields the guard reads, per kind. They are loose: everything else in
- * an object passes through unread. A field the guard reads with the wrong type is an
- * error (HTTP 400), because counting it as absent could hide instances.
+ * Schemas of the fields the guard reads, per kind. Everything else in an object is
+ * accepted and left out of what they return: copying a whole object (its managedFields,
+ * its status) on every review and watch event would cost more than reading it. Only
+ * {@link anyObjectShape} keeps the rest, which paths of custom resources read. A field
+ * the guard reads with the wrong type is an error (HTTP 400), because counting it as
+ * absent could hide instances.
  */
 
 const count = z.number().int().min(0);
 const intOrPercent = z.union([z.number().int().min(0), z.string().regex(/^\d+%$/, 'a percentage such as "25%"')]);
 const stringMap = z.record(z.string(), z.string());
 
-export const metadataShape = z.looseObject({
+export const metadataShape = z.object({
   name: z.string().optional(),
   generateName: z.string().optional(),
   namespace: z.string().optional(),
@@ -18,24 +21,24 @@ export const metadataShape = z.looseObject({
   annotations: stringMap.nullish(),
 });
 
-const nodeSelectorRequirement = z.looseObject({
+const nodeSelectorRequirement = z.object({
   key: z.string(),
   operator: z.enum(['In', 'NotIn', 'Exists', 'DoesNotExist', 'Gt', 'Lt']),
   values: z.array(z.string()).nullish(),
 });
 
-export const nodeSelectorTermShape = z.looseObject({
+export const nodeSelectorTermShape = z.object({
   matchExpressions: z.array(nodeSelectorRequirement).nullish(),
   matchFields: z.array(nodeSelectorRequirement).nullish(),
 });
 
-const containerShape = z.looseObject({
+const containerShape = z.object({
   image: z.string().nullish(),
   command: z.array(z.string()).nullish(),
   args: z.array(z.string()).nullish(),
 });
 
-export const podSpecShape = z.looseObject({
+export const podSpecShape = z.object({
   containers: z.array(containerShape).nullish(),
   serviceAccountName: z.string().nullish(),
   serviceAccount: z.string().nullish(),
@@ -53,73 +56,73 @@ export const podSpecShape = z.looseObject({
     .nullish(),
 });
 
-const podTemplateShape = z.looseObject({ spec: podSpecShape });
+const podTemplateShape = z.object({ spec: podSpecShape });
 
-export const deploymentShape = z.looseObject({
+export const deploymentShape = z.object({
   metadata: metadataShape,
-  spec: z.looseObject({
+  spec: z.object({
     replicas: count.nullish(),
     strategy: z
       .looseObject({
         type: z.string().nullish(),
-        rollingUpdate: z.looseObject({ maxSurge: intOrPercent.nullish() }).nullish(),
+        rollingUpdate: z.object({ maxSurge: intOrPercent.nullish() }).nullish(),
       })
       .nullish(),
     template: podTemplateShape,
   }),
 });
 
-export const replicatedShape = z.looseObject({
+export const replicatedShape = z.object({
   metadata: metadataShape,
-  spec: z.looseObject({ replicas: count.nullish(), template: podTemplateShape.nullish() }),
+  spec: z.object({ replicas: count.nullish(), template: podTemplateShape.nullish() }),
 });
 
-export const jobSpecShape = z.looseObject({
+export const jobSpecShape = z.object({
   parallelism: count.nullish(),
   completions: count.nullish(),
   suspend: z.boolean().nullish(),
   template: podTemplateShape,
 });
 
-export const jobShape = z.looseObject({ metadata: metadataShape, spec: jobSpecShape });
+export const jobShape = z.object({ metadata: metadataShape, spec: jobSpecShape });
 
-export const cronJobShape = z.looseObject({
+export const cronJobShape = z.object({
   metadata: metadataShape,
-  spec: z.looseObject({
+  spec: z.object({
     suspend: z.boolean().nullish(),
     concurrencyPolicy: z.enum(['Allow', 'Forbid', 'Replace']).nullish(),
-    jobTemplate: z.looseObject({ spec: jobSpecShape }),
+    jobTemplate: z.object({ spec: jobSpecShape }),
   }),
 });
 
-export const daemonSetShape = z.looseObject({
+export const daemonSetShape = z.object({
   metadata: metadataShape,
-  spec: z.looseObject({
+  spec: z.object({
     template: podTemplateShape,
     updateStrategy: z
       .looseObject({
         type: z.string().nullish(),
-        rollingUpdate: z.looseObject({ maxSurge: intOrPercent.nullish() }).nullish(),
+        rollingUpdate: z.object({ maxSurge: intOrPercent.nullish() }).nullish(),
       })
       .nullish(),
   }),
 });
 
-export const podShape = z.looseObject({ metadata: metadataShape, spec: podSpecShape });
+export const podShape = z.object({ metadata: metadataShape, spec: podSpecShape });
 
-export const hpaShape = z.looseObject({
+export const hpaShape = z.object({
   metadata: metadataShape,
-  spec: z.looseObject({
+  spec: z.object({
     minReplicas: count.nullish(),
     maxReplicas: z.number().int().min(0),
-    scaleTargetRef: z.looseObject({ apiVersion: z.string().nullish(), kind: z.string(), name: z.string() }),
+    scaleTargetRef: z.object({ apiVersion: z.string().nullish(), kind: z.string(), name: z.string() }),
   }),
 });
 
-export const scaleShape = z.looseObject({
+export const scaleShape = z.object({
   metadata: metadataShape,
   // `spec` is `{}` at 0 replicas: the field is omitted when zero.
-  spec: z.looseObject({ replicas: count.nullish() }).nullish(),
+  spec: z.object({ replicas: count.nullish() }).nullish(),
 });
 
 /** Any object: only metadata is read, as for custom resources mapped by path. */
