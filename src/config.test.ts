@@ -43,3 +43,17 @@ describe('view.customResources', () => {
     ]);
   });
 });
+
+describe('ledger.leases', () => {
+  it('defaults to leases of 8 instances written 250 ms behind their answers', () => {
+    expect(configSchema.parse({}).ledger.leases).toEqual({ instances: 8, ttl: 30_000, idle: 2_000, writeDelay: 250 });
+    expect(configSchema.parse({ ledger: { leases: { writeDelay: '0s' } } }).ledger.leases.writeDelay).toBe(0);
+  });
+
+  it('refuses a write delay past 5 s, naming the setting', () => {
+    const result = configSchema.safeParse({ ledger: { leases: { writeDelay: '10s' } } });
+    expect(result.success ? [] : result.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`)).toEqual([
+      'ledger.leases.writeDelay: ledger.leases.writeDelay must be at most 5s',
+    ]);
+  });
+});

@@ -215,6 +215,13 @@ export const configSchema = z.strictObject({
           ttl: durationMs.refine((ms) => ms >= 3_000 && ms <= 300_000, 'ledger.leases.ttl must lie between 3s and 5m').default(30_000),
           /** A lease unused this long is given back. */
           idle: durationMs.refine((ms) => ms >= 100 && ms <= 60_000, 'ledger.leases.idle must lie between 100ms and 1m').default(2_000),
+          /**
+           * How long growth admitted from a lease waits before it is written, so that a burst
+           * shares one write and the API server is not written to once per growth. The lease
+           * covers it meanwhile; a replica that dies before the write leaves it charged by the
+           * lease until the lease expires, and its episodes uncounted in the risk metrics.
+           */
+          writeDelay: durationMs.refine((ms) => ms <= 5_000, 'ledger.leases.writeDelay must be at most 5s').default(250),
         })
         .prefault({}),
     })

@@ -200,6 +200,7 @@ export async function assembleGuard(config: GuardConfig, deps: GuardDeps): Promi
         maxInstances: config.ledger.leases.instances,
         ttlMs: config.ledger.leases.ttl,
         idleMs: config.ledger.leases.idle,
+        writeDelayMs: config.ledger.leases.writeDelay,
         metrics: ledgerMetrics,
       });
       leases.start();

@@ -55,7 +55,7 @@ export interface AllowanceLeasesOptions {
   readonly ttlMs?: number | undefined;
   /** A lease unused this long is returned (default 2 s). */
   readonly idleMs?: number | undefined;
-  /** How long spends wait to share their write (default 20 ms; the lease covers them meanwhile). */
+  /** How long spends wait to share their write (default 250 ms; the lease covers them meanwhile). */
   readonly writeDelayMs?: number | undefined;
   readonly metrics?: LedgerMetrics | undefined;
 }
@@ -102,7 +102,7 @@ export class AllowanceLeases {
     this.#max = options.maxInstances ?? 8;
     this.#ttlMs = options.ttlMs ?? 30_000;
     this.#idleMs = options.idleMs ?? 2000;
-    this.#writeDelayMs = options.writeDelayMs ?? 20;
+    this.#writeDelayMs = options.writeDelayMs ?? 250;
   }
 
   /** Agents this replica holds a lease for or has spends to write for. */
