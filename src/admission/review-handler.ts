@@ -458,7 +458,8 @@ export function createReviewHandler(deps: ReviewHandlerDeps): ReviewHandler {
         observe(change);
         deps.onAdmitted?.(change);
       }
-      afterAnswer(() => report(episode, requested, held));
+      // Nothing to write at logLevel warn without a recorder: no work queued per review.
+      if (recording || logger.isLevelEnabled('info')) afterAnswer(() => report(episode, requested, held));
     }
 
     /** The audit line and the recording: written after the answer, which never waits on stdout. */
