@@ -70,6 +70,8 @@ interface AgentLease {
   /** Spends those rounds write. */
   syncTaken: LeaseSpend[];
   flushing: Promise<void> | undefined;
+  /** Cuts short the wait before the next write behind: a round through the ledger must not wait for it. */
+  hurry: AbortController | undefined;
   /** Settles when the last round that leaves the lease out of its view (a decision through the ledger, a return) has. */
   chain: Promise<void>;
   lastUsed: number;
@@ -210,6 +212,8 @@ export class AllowanceLeases {
     });
     try {
       await previous;
+      // The write behind starts now rather than after its delay, and this round follows it.
+      entry.hurry?.abort();
       await entry.flushing;
       return await round();
     } finally {
@@ -277,7 +281,7 @@ export class AllowanceLeases {
   #entry(agent: string): AgentLease {
     let entry = this.#agents.get(agent);
     if (entry === undefined) {
-      entry = { pending: [], writing: [], syncTaken: [], waiters: new Map(), syncing: 0, flushing: undefined, chain: Promise.resolve(), lastUsed: this.#o.clock.monotonicMs(), writeFailed: false };
+      entry = { pending: [], writing: [], syncTaken: [], waiters: new Map(), syncing: 0, flushing: undefined, hurry: undefined, chain: Promise.resolve(), lastUsed: this.#o.clock.monotonicMs(), writeFailed: false };
       this.#agents.set(agent, entry);
     }
     return entry;
@@ -312,8 +316,14 @@ export class AllowanceLeases {
    */
   #flush(agent: string, entry: AgentLease): void {
     if (entry.flushing !== undefined) return;
-    const delayed = this.#writeDelayMs > 0 ? sleep(this.#writeDelayMs, undefined, { ref: false }) : Promise.resolve();
-    entry.flushing = delayed.then(() => this.#write(agent, entry)).finally(() => {
+    const hurry = new AbortController();
+    entry.hurry = hurry;
+    const delayed =
+      this.#writeDelayMs > 0 ? sleep(this.#writeDelayMs, undefined, { ref: false, signal: hurry.signal }).catch(() => undefined) : Promise.resolve();
+    entry.flushing = delayed.then(() => {
+      entry.hurry = undefined;
+      return this.#write(agent, entry);
+    }).finally(() => {
       entry.flushing = undefined;
       if (entry.pending.length > 0 && !entry.writeFailed) this.#flush(agent, entry);
     });

@@ -51,10 +51,10 @@ const grow =
   };
 const spendOf = (d: Decided): LeaseSpend | undefined => (d.record ? { record: d.record, spent: d.record.growth?.reservation.addedInstances ?? 0, room } : undefined);
 
-function replica(name: string, clock: Clock, registry = new Registry()) {
+function replica(name: string, clock: Clock, registry = new Registry(), writeDelayMs?: number) {
   const metrics = createLedgerMetrics(registry);
   const ledger = new KubeLedger({ connection: { baseUrl: fake.url }, namespace: 'replica-guard', clock, metrics, requestTimeoutMs: 500, roundTimeoutMs: 1000, maxAttempts: 2 });
-  const leases = new AllowanceLeases({ ledger, holder: name, clock, logger: pino({ level: 'silent' }), metrics });
+  const leases = new AllowanceLeases({ ledger, holder: name, clock, logger: pino({ level: 'silent' }), metrics, writeDelayMs });
   return { ledger, leases, registry };
 }
 const stored = () => {
@@ -89,6 +89,29 @@ describe('allowance leases on an API server', () => {
     await a.leases.close();
     expect(stored().leases).toBeUndefined();
     expect(rateUsed(stored(), WINDOW, clock.now())).toBe(3);
+  });
+
+  it('write what waits behind the lease at once when a decision must go through the ledger, never after the delay', async () => {
+    const clock = shifted();
+    // A delay no test waits out: only a write started early lets this test finish.
+    const a = replica('guard-a', clock, new Registry(), 600_000);
+    expect((await a.leases.decide(AGENT, grow(clock, 1), spendOf)).result.admitted).toBe(true);
+    const fromLease = await a.leases.decide(AGENT, grow(clock, 2), spendOf);
+    expect(fromLease.written).toBeDefined();
+    expect(stored().reservations.map((r) => r.addedInstances)).toEqual([1]);
+    // 3 more do not fit in the 2 the lease has left: through the ledger, after the write behind.
+    const through = await a.leases.decide(AGENT, grow(clock, 3), spendOf);
+    expect(through.result.admitted).toBe(true);
+    expect(through.written).toBeUndefined();
+    expect((await fromLease.written)?.isNew).toBe(true);
+    expect(stored().reservations.map((r) => r.addedInstances)).toEqual([1, 2, 3]);
+    const last = await a.leases.decide(AGENT, grow(clock, 1), spendOf);
+    expect(last.written).toBeDefined();
+    // Closing writes it too, without the delay.
+    await a.leases.close();
+    expect((await last.written)?.isNew).toBe(true);
+    expect(stored().leases).toBeUndefined();
+    expect(rateUsed(stored(), WINDOW, clock.now())).toBe(7);
   });
 
   it("charge a dead replica's lease to the rate once it expires, so what it may have admitted stays counted", async () => {
