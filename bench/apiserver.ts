@@ -2,22 +2,24 @@
 // and its client see it, on the real kube-apiserver and etcd of the cluster test tier.
 // Not a test. See BENCHMARKS.md.
 //
-// Four set-ups, one after the other on one API server: no admission; a
-// ValidatingAdmissionPolicy (a CEL cap on spec.replicas); a minimal Node webhook that
-// parses the review and allows it, registered as the guard is (mutating and validating,
-// same rules and matchConditions); the guard in cluster mode with its ConfigMap ledger.
-// Two loads each: sequential PATCHes of deployments/w/scale alternating 2 ↔ 3 (reported
-// together and as scale-ups and scale-downs), and 8 writers on one object; for the guard
-// also sequential scale-ups it denies, compared with the scale-ups the others allow. The client's latency and the API server's own
-// apiserver_admission_webhook_admission_duration_seconds are reported side by side.
+// Four set-ups on one API server: no admission; a ValidatingAdmissionPolicy (a CEL cap on
+// spec.replicas); a minimal Node webhook that parses the review and allows it, registered
+// as the guard is (mutating and validating, same rules and matchConditions); the guard in
+// cluster mode with its ConfigMap ledger. They take turns in rounds, each round in another
+// order, and each round's share of the writes is pooled per set-up. Two loads each:
+// sequential PATCHes of deployments/w/scale alternating 2 ↔ 3 (reported together and as
+// scale-ups and scale-downs), and 8 writers on one object; for the guard also sequential
+// scale-ups it denies, compared with the scale-ups the others allow. The client's latency
+// and the API server's own apiserver_admission_webhook_admission_duration_seconds are
+// reported side by side.
 //
-//   npm run bench:apiserver                 300 writes to warm up, then 500 sequential, 8 × 100 concurrent
-//   npm run bench:apiserver -- --quick      100 to warm up, then 100 sequential, 8 × 25
+//   npm run bench:apiserver               5 rounds: 500 sequential writes, 8 × 100 concurrent, 300 to warm up, per set-up
+//   npm run bench:apiserver -- --quick    2 rounds: 100 sequential, 8 × 25, 100 to warm up
 import { createServer as createHttpsServer, type Server } from 'node:https';
 import { parseArgs } from 'node:util';
 import { generateCertificateAuthority, generateServingCertificate } from '../src/tls/certificates.ts';
 import { policy } from '../test/helpers/guard.ts';
-import { type ClusterGuard, startGuardedPlane, registerWebhooksFor, startClusterGuard, unregisterWebhooks, waitForWebhooks } from '../test/cluster/cluster-guard.ts';
+import { type ClusterGuard, registerWebhooksFor, reviewsAnswered, startClusterGuard, startGuardedPlane, unregisterWebhooks, type WebhookEndpoint } from '../test/cluster/cluster-guard.ts';
 import { ADMIN, ControlPlane, type Identity, serviceAccountIdentity } from '../test/cluster/control-plane.ts';
 import { deployment, pathOf } from '../test/cluster/workloads.ts';
 import { percentile } from './stats.ts';
@@ -28,9 +30,10 @@ const PER_WRITER = values.quick ? 25 : 100;
 const WRITERS = 8;
 /** Writes before each set-up's measurements: the API server's, etcd's and a fresh webhook's code warms up unmeasured. */
 const WARM_UP = values.quick ? 100 : 300;
+/** Each set-up's loads are split into this many rounds, the set-ups taking turns. */
+const ROUNDS = values.quick ? 2 : 5;
 
 const agent = serviceAccountIdentity('agents', 'bench');
-const prober = serviceAccountIdentity('agents', 'prober');
 
 /** One set-up's figures for one load. */
 interface Row {
@@ -58,10 +61,10 @@ async function scaleOnce(plane: ControlPlane, who: Identity, replicas: number, e
 type Times = Readonly<Record<string, number[]>>;
 
 /** Sequential writes alternating 2 ↔ 3: the scale-ups and the scale-downs, and both together. */
-async function sequential(plane: ControlPlane): Promise<Times> {
+async function sequential(plane: ControlPlane, share: number): Promise<Times> {
   const ups: number[] = [];
   const downs: number[] = [];
-  for (let i = 0; i < SEQUENTIAL; i++) {
+  for (let i = 0; i < SEQUENTIAL * share; i++) {
     if (i % 2 === 0) ups.push(await scaleOnce(plane, agent, 3));
     else downs.push(await scaleOnce(plane, agent, 2));
   }
@@ -69,17 +72,17 @@ async function sequential(plane: ControlPlane): Promise<Times> {
 }
 
 /** Sequential scale-ups the guard denies (2 → 50, far past its need): only the guard refuses them. */
-async function denials(plane: ControlPlane): Promise<Times> {
+async function denials(plane: ControlPlane, share: number): Promise<Times> {
   const times: number[] = [];
-  for (let i = 0; i < SEQUENTIAL / 2; i++) times.push(await scaleOnce(plane, agent, 50, 403));
+  for (let i = 0; i < (SEQUENTIAL / 2) * share; i++) times.push(await scaleOnce(plane, agent, 50, 403));
   return { 'sequential denials': times };
 }
 
-async function concurrent(plane: ControlPlane): Promise<Times> {
+async function concurrent(plane: ControlPlane, share: number): Promise<Times> {
   const times: number[] = [];
   await Promise.all(
     Array.from({ length: WRITERS }, async (_, w) => {
-      for (let i = 0; i < PER_WRITER; i++) times.push(await scaleOnce(plane, agent, (i + w) % 2 === 0 ? 3 : 2));
+      for (let i = 0; i < PER_WRITER * share; i++) times.push(await scaleOnce(plane, agent, (i + w) % 2 === 0 ? 3 : 2));
     }),
   );
   return { [`${WRITERS} writers`]: times };
@@ -101,45 +104,90 @@ async function webhookHistogram(plane: ControlPlane): Promise<Map<number, number
   return buckets;
 }
 
-/** A quantile from the difference of two cumulative histograms, at the bucket's upper bound (ms). */
-function histogramQuantile(before: Map<number, number>, after: Map<number, number>, q: number): number | undefined {
-  const bounds = [...after.keys()].sort((a, b) => a - b);
-  const total = (after.get(Number.POSITIVE_INFINITY) ?? 0) - (before.get(Number.POSITIVE_INFINITY) ?? 0);
+/** A quantile of a histogram's added counts, at the bucket's upper bound (ms). */
+function histogramQuantile(added: Map<number, number>, q: number): number | undefined {
+  const bounds = [...added.keys()].sort((a, b) => a - b);
+  const total = added.get(Number.POSITIVE_INFINITY) ?? 0;
   if (total <= 0) return undefined;
   for (const b of bounds) {
-    if ((after.get(b) ?? 0) - (before.get(b) ?? 0) >= q * total) return b * 1000;
+    if ((added.get(b) ?? 0) >= q * total) return b * 1000;
   }
   return undefined;
 }
 
-async function measure(plane: ControlPlane, setup: string, loads = [sequential, concurrent]): Promise<Row[]> {
-  const rows: Row[] = [];
-  for (let i = 0; i < WARM_UP; i++) await scaleOnce(plane, agent, i % 2 === 0 ? 3 : 2);
-  for (const run of loads) {
+/** One set-up's samples, pooled over the rounds: client times per load, and the API server's histogram deltas. */
+interface Samples {
+  readonly times: Map<string, number[]>;
+  /** Per load that the API server's histogram covers whole: bucket bound → count added. */
+  readonly webhook: Map<string, Map<number, number>>;
+}
+
+/** A way of admitting the agent's writes, switched on and off between rounds. */
+interface Setup {
+  readonly name: string;
+  readonly loads: readonly ((plane: ControlPlane, share: number) => Promise<Times>)[];
+  enter(): Promise<void>;
+  leave(): Promise<void>;
+}
+
+/** Runs one set-up's loads once (its share of every load), adding to its samples. */
+async function measureRound(plane: ControlPlane, setup: Setup, samples: Samples, share: number): Promise<void> {
+  for (let i = 0; i < WARM_UP / ROUNDS; i++) await scaleOnce(plane, agent, i % 2 === 0 ? 3 : 2);
+  for (const run of setup.loads) {
     await scaleOnce(plane, agent, 2);
     const before = await webhookHistogram(plane);
-    const split = await run(plane);
+    const split = await run(plane, share);
     const after = await webhookHistogram(plane);
-    for (const [load, unsorted] of Object.entries(split)) {
-      const times = [...unsorted].sort((a, b) => a - b);
+    for (const [load, times] of Object.entries(split)) {
+      samples.times.set(load, [...(samples.times.get(load) ?? []), ...times]);
       // The API server's histogram covers the whole run, not one kind of write.
-      const whole = Object.keys(split).length === 1 || load === 'sequential';
+      if (Object.keys(split).length > 1 && load !== 'sequential') continue;
+      const pooled = samples.webhook.get(load) ?? new Map<number, number>();
+      for (const [bound, count] of after) pooled.set(bound, (pooled.get(bound) ?? 0) + count - (before.get(bound) ?? 0));
+      samples.webhook.set(load, pooled);
+    }
+  }
+}
+
+/**
+ * Every set-up in turn, ROUNDS times, each round in another order: drift of the API
+ * server and of the machine over the run (warm-up, compaction, other load) falls on all
+ * set-ups alike instead of on whichever runs last.
+ */
+async function measureAll(plane: ControlPlane, setups: readonly Setup[]): Promise<Row[]> {
+  const samples = new Map(setups.map((s) => [s.name, { times: new Map(), webhook: new Map() } satisfies Samples]));
+  for (let round = 0; round < ROUNDS; round++) {
+    const order = setups.map((_, i) => setups[(i + round) % setups.length]).filter((s) => s !== undefined);
+    for (const setup of order) {
+      await setup.enter();
+      const into = samples.get(setup.name);
+      if (into !== undefined) await measureRound(plane, setup, into, 1 / ROUNDS);
+      await setup.leave();
+      process.stderr.write(`[bench:apiserver] round ${round + 1} of ${ROUNDS}: ${setup.name} done\n`);
+    }
+  }
+  const rows: Row[] = [];
+  for (const setup of setups) {
+    const pooled = samples.get(setup.name);
+    for (const [load, unsorted] of pooled?.times ?? []) {
+      const times = [...unsorted].sort((a, b) => a - b);
+      const histogram = pooled?.webhook.get(load);
       rows.push({
-        setup,
+        setup: setup.name,
         load,
         p50: percentile(times, 50),
         p99: percentile(times, 99),
-        webhookP50: whole ? histogramQuantile(before, after, 0.5) : undefined,
-        webhookP99: whole ? histogramQuantile(before, after, 0.99) : undefined,
+        webhookP50: histogram && histogramQuantile(histogram, 0.5),
+        webhookP99: histogram && histogramQuantile(histogram, 0.99),
       });
-      process.stderr.write(`[bench:apiserver] ${setup}, ${load}: p50 ${rows.at(-1)?.p50.toFixed(1)} ms\n`);
     }
   }
   return rows;
 }
 
 /** A webhook that parses the review and allows it: what any webhook costs at the least. */
-async function minimalWebhook(): Promise<{ server: Server; url: string; caPem: string }> {
+async function minimalWebhook(): Promise<{ server: Server; url: string; caPem: string; calls: () => number }> {
+  let calls = 0;
   const now = new Date();
   const ca = await generateCertificateAuthority({ now });
   const serving = await generateServingCertificate(ca, { dnsNames: ['localhost'], ipAddresses: ['127.0.0.1'], now });
@@ -147,6 +195,7 @@ async function minimalWebhook(): Promise<{ server: Server; url: string; caPem: s
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
+      calls++;
       const review = JSON.parse(Buffer.concat(chunks).toString('utf8')) as { request?: { uid?: string } };
       res.setHeader('content-type', 'application/json');
       res.end(JSON.stringify({ apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', response: { uid: review.request?.uid, allowed: true } }));
@@ -155,47 +204,86 @@ async function minimalWebhook(): Promise<{ server: Server; url: string; caPem: s
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const address = server.address();
   const port = typeof address === 'object' && address !== null ? address.port : 0;
-  return { server, url: `https://127.0.0.1:${port}`, caPem: ca.cert };
+  return { server, url: `https://127.0.0.1:${port}`, caPem: ca.cert, calls: () => calls };
 }
 
-async function withPolicy(plane: ControlPlane, run: () => Promise<Row[]>): Promise<Row[]> {
-  const base = '/apis/admissionregistration.k8s.io/v1';
-  await plane.must(ADMIN, `${base}/validatingadmissionpolicies`, {
-    body: {
-      apiVersion: 'admissionregistration.k8s.io/v1',
-      kind: 'ValidatingAdmissionPolicy',
-      metadata: { name: 'bench-cap' },
-      spec: {
-        failurePolicy: 'Fail',
-        matchConstraints: { resourceRules: [{ apiGroups: ['apps'], apiVersions: ['v1'], operations: ['UPDATE'], resources: ['deployments/scale'] }] },
-        matchConditions: [{ name: 'agents', expression: "request.userInfo.username.startsWith('system:serviceaccount:agents:')" }],
-        validations: [{ expression: 'object.spec.replicas <= 4', message: 'at most 4 replicas' }],
-      },
-    },
+const ADMISSION = '/apis/admissionregistration.k8s.io/v1';
+
+/** A dry-run scale-up by the agent: the admission in force sees it, nothing is stored. */
+function probeWrite(plane: ControlPlane, replicas: number) {
+  return plane.api(agent, `${pathOf('deployments', 'agents', 'w')}/scale?dryRun=All`, {
+    method: 'PATCH',
+    body: { spec: { replicas } },
+    contentType: 'application/merge-patch+json',
   });
-  await plane.must(ADMIN, `${base}/validatingadmissionpolicybindings`, {
-    body: {
-      apiVersion: 'admissionregistration.k8s.io/v1',
-      kind: 'ValidatingAdmissionPolicyBinding',
-      metadata: { name: 'bench-cap' },
-      spec: { policyName: 'bench-cap', validationActions: ['Deny'] },
-    },
-  });
-  // The policy is in force once a write over the cap is refused.
+}
+
+/** Probes until `inForce` says what is wanted: the API server fills its admission caches from watches. */
+async function waitUntil(what: string, inForce: () => Promise<boolean>, wanted: boolean): Promise<void> {
   for (let i = 0; ; i++) {
-    const answer = await plane.api(agent, `${pathOf('deployments', 'agents', 'w')}/scale?dryRun=All`, {
-      method: 'PATCH',
-      body: { spec: { replicas: 9 } },
-      contentType: 'application/merge-patch+json',
-    });
-    if (answer.status === 422 || answer.status === 403) break;
-    if (i > 100) throw new Error('the ValidatingAdmissionPolicy never took effect');
+    if ((await inForce()) === wanted) return;
+    if (i > 150) throw new Error(`${what} never ${wanted ? 'took effect' : 'went out of force'}`);
     await new Promise((r) => setTimeout(r, 200));
   }
-  const rows = await run();
-  await plane.api(ADMIN, `${base}/validatingadmissionpolicybindings/bench-cap`, { method: 'DELETE' });
-  await plane.api(ADMIN, `${base}/validatingadmissionpolicies/bench-cap`, { method: 'DELETE' });
-  return rows;
+}
+
+/** A ValidatingAdmissionPolicy capping spec.replicas with CEL, in force until `leave`. */
+function policySetup(plane: ControlPlane): Setup {
+  const refused = async () => [422, 403].includes((await probeWrite(plane, 9)).status);
+  return {
+    name: 'ValidatingAdmissionPolicy',
+    loads: [sequential, concurrent],
+    async enter() {
+      await plane.must(ADMIN, `${ADMISSION}/validatingadmissionpolicies`, {
+        body: {
+          apiVersion: 'admissionregistration.k8s.io/v1',
+          kind: 'ValidatingAdmissionPolicy',
+          metadata: { name: 'bench-cap' },
+          spec: {
+            failurePolicy: 'Fail',
+            matchConstraints: { resourceRules: [{ apiGroups: ['apps'], apiVersions: ['v1'], operations: ['UPDATE'], resources: ['deployments/scale'] }] },
+            matchConditions: [{ name: 'agents', expression: "request.userInfo.username.startsWith('system:serviceaccount:agents:')" }],
+            validations: [{ expression: 'object.spec.replicas <= 4', message: 'at most 4 replicas' }],
+          },
+        },
+      });
+      await plane.must(ADMIN, `${ADMISSION}/validatingadmissionpolicybindings`, {
+        body: {
+          apiVersion: 'admissionregistration.k8s.io/v1',
+          kind: 'ValidatingAdmissionPolicyBinding',
+          metadata: { name: 'bench-cap' },
+          spec: { policyName: 'bench-cap', validationActions: ['Deny'] },
+        },
+      });
+      await waitUntil('the ValidatingAdmissionPolicy', refused, true);
+    },
+    async leave() {
+      await plane.api(ADMIN, `${ADMISSION}/validatingadmissionpolicybindings/bench-cap`, { method: 'DELETE' });
+      await plane.api(ADMIN, `${ADMISSION}/validatingadmissionpolicies/bench-cap`, { method: 'DELETE' });
+      await waitUntil('the ValidatingAdmissionPolicy', refused, false);
+    },
+  };
+}
+
+/** A webhook endpoint registered as the guard is, in force until `leave`; `calls` counts the reviews it answered. */
+function webhookSetup(plane: ControlPlane, name: string, endpoint: WebhookEndpoint, calls: () => Promise<number>, loads: Setup['loads']): Setup {
+  const called = async () => {
+    const before = await calls();
+    await probeWrite(plane, 3);
+    return (await calls()) > before;
+  };
+  return {
+    name,
+    loads,
+    async enter() {
+      await registerWebhooksFor(plane, [endpoint]);
+      await waitUntil(name, called, true);
+    },
+    async leave() {
+      await unregisterWebhooks(plane);
+      await waitUntil(name, called, false);
+    },
+  };
 }
 
 function table(rows: readonly Row[]): string {
@@ -224,23 +312,14 @@ function table(rows: readonly Row[]): string {
   return lines.join('\n');
 }
 
-const plane = await startGuardedPlane([agent, prober], ['agents']);
+const plane = await startGuardedPlane([agent], ['agents']);
 let guard: ClusterGuard | undefined;
 let minimal: Server | undefined;
 try {
   await plane.must(ADMIN, pathOf('deployments', 'agents'), { body: deployment('agents', 'w', 2, 'bench') });
 
-  const rows: Row[] = [];
-  rows.push(...(await measure(plane, 'none')));
-  rows.push(...(await withPolicy(plane, () => measure(plane, 'ValidatingAdmissionPolicy'))));
-
   const webhook = await minimalWebhook();
   minimal = webhook.server;
-  await registerWebhooksFor(plane, [{ url: webhook.url, caPem: webhook.caPem }]);
-  await new Promise((r) => setTimeout(r, 2000));
-  rows.push(...(await measure(plane, 'minimal webhook')));
-  await unregisterWebhooks(plane);
-
   guard = await startClusterGuard(
     plane,
     policy('bench', {
@@ -250,9 +329,13 @@ try {
       limits: { headroom: 1, perFamily: 20 },
     }),
   );
-  await registerWebhooksFor(plane, [{ url: guard.process.webhookUrl, caPem: guard.caPem }]);
-  await waitForWebhooks(plane, prober, 'agents', [guard]);
-  rows.push(...(await measure(plane, 'replica-guard', [sequential, denials, concurrent])));
+  const started = guard;
+  const rows = await measureAll(plane, [
+    { name: 'none', loads: [sequential, concurrent], enter: async () => undefined, leave: async () => undefined },
+    policySetup(plane),
+    webhookSetup(plane, 'minimal webhook', { url: webhook.url, caPem: webhook.caPem }, async () => webhook.calls(), [sequential, concurrent]),
+    webhookSetup(plane, 'replica-guard', { url: started.process.webhookUrl, caPem: started.caPem }, () => reviewsAnswered(started, 'validate'), [sequential, denials, concurrent]),
+  ]);
 
   process.stdout.write(`${table(rows)}\n`);
 } finally {
