@@ -7,7 +7,12 @@
 // allowed growth and a new episode, with a fresh object UID added to its provenance).
 //
 //   npm run bench:memory [-- --agents N] [--reviews N] [--max-agents N] [--max-workloads N]
+//
+// Under the chart's memory limit (resources.limits.memory, 512Mi), as the guard runs in its
+// pod: systemd-run --scope -p MemoryMax=512M npm run bench:memory (Node sizes its heap from
+// the cgroup's limit; see BENCHMARKS.md for cgroup v1 by hand).
 import { parseArgs } from 'node:util';
+import { getHeapStatistics } from 'node:v8';
 import { placeholderNodes } from '../src/admission/node-eligibility.ts';
 import { InMemoryClusterView } from '../src/cluster/in-memory-view.ts';
 import { configSchema } from '../src/config.ts';
@@ -55,4 +60,8 @@ const rows = [
   '|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
   `| ${reviews.toLocaleString('en')} | ${agents.toLocaleString('en')} | ${ledger.maxAgents.toLocaleString('en')} | ${ledger.agents.toLocaleString('en')} | ${ledger.evictedAgents.toLocaleString('en')} | ${seconds.toFixed(1)} s | ${Math.round(reviews / seconds).toLocaleString('en')} | ${maxWorkloads.toLocaleString('en')} | ${view.size.toLocaleString('en')} (${view.evictions.toLocaleString('en')}) | ${peakMiB.toFixed(0)} MiB | ${(process.memoryUsage().heapUsed / MiB).toFixed(0)} MiB |`,
 ];
-process.stdout.write(`Memory of the review handler in process (Node ${process.version}), ${allowed} reviews allowed:\n\n${rows.join('\n')}\n`);
+// Node sizes V8's heap from the memory limit of the process's cgroup (a container's limit),
+// and V8 collects sooner under a smaller heap: say which applied.
+const limit = process.constrainedMemory();
+const sizing = `memory limit ${limit > 0 && limit < 2 ** 50 ? `${(limit / MiB).toFixed(0)} MiB` : 'none'}, V8 heap limit ${(getHeapStatistics().heap_size_limit / MiB).toFixed(0)} MiB`;
+process.stdout.write(`Memory of the review handler in process (Node ${process.version}; ${sizing}), ${allowed} reviews allowed:\n\n${rows.join('\n')}\n`);
