@@ -58,6 +58,7 @@ type Op =
   | { readonly type: 'delete'; readonly at: number; readonly kind: number; readonly hpa: boolean }
   | { readonly type: 'provenance-add'; readonly agent: number; readonly uid: number }
   | { readonly type: 'provenance-remove'; readonly agent: number; readonly position: number }
+  | { readonly type: 'provenance-scramble'; readonly agent: number; readonly seed: number }
   | { readonly type: 'ask'; readonly agent: number; readonly ignore: number; readonly excluding: number };
 
 const at = fc.integer({ min: 0, max: NAMESPACES.length * NAMES.length - 1 });
@@ -105,6 +106,14 @@ const op: fc.Arbitrary<Op> = fc.oneof(
       type: fc.constant('provenance-add' as const),
       agent: fc.integer({ min: 0, max: AGENTS.length - 1 }),
       uid: fc.nat(),
+    }),
+  },
+  {
+    weight: 1,
+    arbitrary: fc.record({
+      type: fc.constant('provenance-scramble' as const),
+      agent: fc.integer({ min: 0, max: AGENTS.length - 1 }),
+      seed: fc.nat(),
     }),
   },
   {
@@ -280,6 +289,16 @@ function run(store: Store, ops: readonly Op[]): void {
         if (list.length === 0) break;
         const gone = list[o.position % list.length];
         provenance[o.agent] = list.filter((p) => p !== gone);
+        break;
+      }
+      case 'provenance-scramble': {
+        // Not what the ledger writes (it keeps the order and each UID once), but what a
+        // hand-edited state could hold: the aggregates must still agree.
+        const list = provenance[o.agent] ?? [];
+        if (list.length === 0) break;
+        const repeated = list[o.seed % list.length];
+        const rotated = [...list.slice(o.seed % list.length), ...list.slice(0, o.seed % list.length)].reverse();
+        provenance[o.agent] = repeated && o.seed % 2 === 0 ? [...rotated, repeated] : rotated;
         break;
       }
       case 'ask':

@@ -41,7 +41,8 @@ const NONE: readonly string[] = [];
  */
 class TrackedFamily {
   provenanceList: readonly ProvenanceUid[] = [];
-  provenance = new Set<string>();
+  /** Provenance UIDs, with how many entries of the list name each. */
+  readonly provenance = new Map<string, number>();
   /** Seeds by index key, with the fingerprint keys each one expands (images not ignored). */
   readonly seeds = new Map<string, readonly string[]>();
   /** Fingerprint keys expanded, with how many seeds expand each. */
@@ -109,27 +110,50 @@ export class FamilyAggregates {
 
   #forget(family: TrackedFamily): void {
     if (family.serviceAccount !== undefined) unroute(this.#bySa, family.serviceAccount, family);
-    for (const uid of family.provenance) unroute(this.#byUid, uid, family);
+    for (const uid of family.provenance.keys()) unroute(this.#byUid, uid, family);
     for (const key of family.expanded.keys()) unroute(this.#byFingerprint, key, family);
   }
 
+  /**
+   * Brings the family's provenance to `list`. The ledger keeps provenance in order (an
+   * entry is dropped, or appended, a refreshed one moving to the end), so one walk of the
+   * old and the new list finds what changed, in time proportional to the list but without
+   * building a set of it on every decision. Counts keep it exact whatever the order and
+   * any repeated UID: what is dropped and then added again is only evaluated twice.
+   */
   #syncProvenance(family: TrackedFamily, list: readonly ProvenanceUid[]): void {
-    if (list === family.provenanceList) return;
+    const before = family.provenanceList;
+    if (list === before) return;
     family.provenanceList = list;
-    const next = new Set<string>();
-    for (const p of list) next.add(p.uid);
-    const before = family.provenance;
-    family.provenance = next;
-    for (const uid of before) {
-      if (next.has(uid)) continue;
-      unroute(this.#byUid, uid, family);
-      this.#evaluateUid(family, uid);
+    let i = 0;
+    let j = 0;
+    while (i < before.length && j < list.length) {
+      const old = before[i++]?.uid ?? '';
+      if (old === list[j]?.uid) j++;
+      else this.#dropUid(family, old);
     }
-    for (const uid of next) {
-      if (before.has(uid)) continue;
-      route(this.#byUid, uid, family);
-      this.#evaluateUid(family, uid);
+    for (; i < before.length; i++) this.#dropUid(family, before[i]?.uid ?? '');
+    for (; j < list.length; j++) this.#addUid(family, list[j]?.uid ?? '');
+  }
+
+  #addUid(family: TrackedFamily, uid: string): void {
+    const count = family.provenance.get(uid) ?? 0;
+    family.provenance.set(uid, count + 1);
+    if (count > 0) return;
+    route(this.#byUid, uid, family);
+    this.#evaluateUid(family, uid);
+  }
+
+  #dropUid(family: TrackedFamily, uid: string): void {
+    const count = family.provenance.get(uid) ?? 0;
+    if (count > 1) {
+      family.provenance.set(uid, count - 1);
+      return;
     }
+    if (count === 0) return;
+    family.provenance.delete(uid);
+    unroute(this.#byUid, uid, family);
+    this.#evaluateUid(family, uid);
   }
 
   #evaluateUid(family: TrackedFamily, uid: string): void {
