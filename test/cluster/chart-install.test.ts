@@ -167,7 +167,8 @@ describe('the guard keeps the configurations helm installed', () => {
     // Counted and logged once the guard's write has returned, which may be just after the API server shows it.
     const restores = () => metricValue(running(), 'replica_guard_webhook_configuration_restores_total', { configuration: 'validating' });
     await expect.poll(restores, { timeout: 5000 }).toBe(before + 1);
-    expect(running().process.lines.some((l) => String(l.msg).includes('changed behind the guard'))).toBe(true);
+    // The guard's log lines reach stdout within 100 ms (buffered).
+    await expect.poll(() => running().process.lines.some((l) => String(l.msg).includes('changed behind the guard'))).toBe(true);
   });
 
   it('leaves a configuration labelled replica-guard.io/unmanaged=true alone, and says so; restores it once the label goes', async () => {
@@ -176,7 +177,7 @@ describe('the guard keeps the configurations helm installed', () => {
       { op: 'replace', path: '/webhooks/0/timeoutSeconds', value: 4 },
     ]);
     await expect.poll(() => metricValue(running(), 'replica_guard_webhook_configuration_unmanaged', { configuration: 'mutating' }), { timeout: 15_000 }).toBe(1);
-    expect(running().process.lines.some((l) => String(l.msg).includes('labelled unmanaged'))).toBe(true);
+    await expect.poll(() => running().process.lines.some((l) => String(l.msg).includes('labelled unmanaged'))).toBe(true);
     // A round that saw the label has run (the metric); another one, by the watch, on a second edit.
     await jsonPatch('mutatingwebhookconfigurations', [{ op: 'replace', path: '/webhooks/0/failurePolicy', value: 'Ignore' }]);
     await new Promise((r) => setTimeout(r, 1500));
