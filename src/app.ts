@@ -47,10 +47,6 @@ function buildWebhookApp(deps: AppDeps): FastifyInstance {
     childLoggerFactory: (logger: FastifyBaseLogger) => logger,
     bodyLimit: BODY_LIMIT_BYTES,
     keepAliveTimeout: KEEP_ALIVE_TIMEOUT_MS,
-    // The body is only read field by field, never merged into other objects, so
-    // prototype keys in it are inert; skipping the scan keeps the fast path fast.
-    onProtoPoisoning: 'ignore',
-    onConstructorPoisoning: 'ignore',
   } as const;
   // The HTTPS instance differs from the plain one only in its server type; routes are the same.
   const app: FastifyInstance = deps.tls
@@ -58,6 +54,18 @@ function buildWebhookApp(deps: AppDeps): FastifyInstance {
     : Fastify(common);
   // fastify also parses text/plain by default; a review is JSON, anything else is refused.
   app.removeContentTypeParser('text/plain');
+  // Read as one buffer and decoded once: fastify's own JSON parser appends each chunk to a
+  // string, which JSON.parse must then flatten, a third of the fast path's parse on a 4 KiB
+  // review. The body is only read field by field, never merged into other objects, so
+  // prototype keys in it are inert.
+  app.removeContentTypeParser('application/json');
+  app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (_request, body, done) => {
+    try {
+      done(null, JSON.parse(body.toString('utf8')));
+    } catch (err) {
+      done(err instanceof Error ? err : new SyntaxError(String(err)), undefined);
+    }
+  });
 
   app.setErrorHandler((error: FastifyError, request, reply) => {
     const code = errorCodeOf(error);
