@@ -248,6 +248,23 @@ function checkWindows(admitted: readonly Admission[], windowMs: number, cap: num
   }
 }
 
+describe('allowance leases: cases found by the property below', () => {
+  // Two spends from a lease, the second waiting behind the first's write; the lease expires
+  // before the first lands, and its holder stops while the second is still in flight.
+  const expiresUnderWrites: readonly Op[] = [
+    { type: 'request', replica: 2, instances: 1, repeat: 0 },
+    { type: 'deliver', index: 0 },
+    { type: 'request', replica: 2, instances: 1, repeat: 0 },
+    { type: 'stall', ms: 100 },
+    { type: 'request', replica: 2, instances: 1, repeat: 0 },
+    { type: 'stall', ms: 29_900 },
+  ];
+
+  it('a stopping replica writes a spend still waiting behind a write in flight', async () => {
+    await run([...expiresUnderWrites, { type: 'request', replica: 0, instances: 1, repeat: 0 }]);
+  });
+});
+
 describe('allowance leases against a full recomputation', () => {
   it('never admit more than the rate allows in any window, lose nothing admitted, and leave no lease behind', async () => {
     await fc.assert(

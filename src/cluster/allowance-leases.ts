@@ -274,6 +274,8 @@ export class AllowanceLeases {
     this.#timer = undefined;
     // Each return runs after the rounds in flight for its agent, and writes what they left.
     await Promise.all([...this.#agents].map(([agent, entry]) => this.#return(agent, entry)));
+    // A write started meanwhile (a spend that charged nothing) lands before closing ends.
+    await Promise.all([...this.#agents.values()].map((entry) => entry.flushing));
     for (const entry of this.#agents.values()) this.#settle(entry, [...entry.writing, ...entry.syncTaken, ...entry.pending], undefined);
     this.#agents.clear();
   }
@@ -295,19 +297,20 @@ export class AllowanceLeases {
   /** Applies spends in order; the lease goes down by what they spent, never the total charged. */
   #applySpends(shared: AgentLedgerState, spends: readonly LeaseSpend[], now: Date): { state: AgentLedgerState; isNew: RecordOutcome[] } {
     const limits = this.#o.ledger.limits;
-    // Its own lease past its expiry is dropped uncharged: every spend of it is in this
-    // replica's writes. Others' expired leases are charged to the rate by `expire`.
+    const spent = spends.reduce((total, s) => total + s.spent, 0);
+    // Its own lease past its expiry is charged to the rate as anyone's is, less what this
+    // write moves into reservations: spends not written yet (and any part never spent)
+    // stay charged, since this replica may stop before it writes them.
     const own = shared.leases?.find((l) => l.holder === this.#o.holder);
-    let state = expire(own !== undefined && own.expiresAt <= now.getTime() ? withoutLease(shared, this.#o.holder) : shared, now, limits);
+    const expired = own !== undefined && own.expiresAt <= now.getTime();
+    let state = expire(expired ? spendLease(shared, this.#o.holder, spent) : shared, now, limits);
     const isNew: RecordOutcome[] = [];
-    let spent = 0;
     for (const s of spends) {
       const out = applyEpisodeRecord(state, s.record, limits);
       state = out.state;
       isNew.push({ isNew: out.isNew, charged: out.charged, held: out.held, sums: out.sums });
-      spent += s.spent;
     }
-    return { state: spendLease(state, this.#o.holder, spent), isNew };
+    return { state: expired ? state : spendLease(state, this.#o.holder, spent), isNew };
   }
 
   /**
@@ -325,7 +328,8 @@ export class AllowanceLeases {
       return this.#write(agent, entry);
     }).finally(() => {
       entry.flushing = undefined;
-      if (entry.pending.length > 0 && !entry.writeFailed) this.#flush(agent, entry);
+      // A round waiting for this write takes what is pending in its own.
+      if (entry.pending.length > 0 && !entry.writeFailed && entry.syncing === 0) this.#flush(agent, entry);
     });
   }
 
@@ -375,7 +379,7 @@ export class AllowanceLeases {
       entry.syncTaken.push(...taken);
       const known = this.#o.ledger.lastKnown(agent);
       // Only when no round of this replica is in flight: one could still grant a lease.
-      const alone = entry.syncing === 1;
+      const alone = entry.syncing === 1 && entry.flushing === undefined;
       if (alone && taken.length === 0 && known !== undefined && known.leases?.some((l) => l.holder === this.#o.holder) !== true) {
         // Nothing to write and nothing held: forgetting the agent costs no call.
         this.#agents.delete(agent);
