@@ -31,7 +31,7 @@ afterEach(async () => {
   await fake.close();
 });
 
-function reconciler(restore = true): WebhookReconciler {
+function reconciler(restore = true, settleMs = 0): WebhookReconciler {
   return new WebhookReconciler({
     connection: { baseUrl: fake.url },
     namespace: NAMESPACE,
@@ -40,6 +40,7 @@ function reconciler(restore = true): WebhookReconciler {
     caBundle: () => caBundle,
     metrics,
     logger: log.logger,
+    settleMs,
   });
 }
 const served = (resource: string) => fake.get(resource, undefined, NAME) as Served;
@@ -82,6 +83,33 @@ describe('the webhook configuration reconciler', () => {
     expect(await metric('replica_guard_webhook_configuration_restores_total', { configuration: 'validating' })).toBe(1);
     expect(log.lines.some((l) => String(l.msg).includes('was changed behind the guard: restored as declared'))).toBe(true);
     expect((await reconciler().reconcile()).map((o) => o.state)).toEqual(['in-sync', 'in-sync']);
+  });
+
+  it('waits for a helm upgrade to write the declaration after the configurations, instead of undoing it', async () => {
+    // The upgrade writes the configuration first...
+    edit(VALIDATING, (c) => {
+      const [w] = c.webhooks;
+      if (w) w.timeoutSeconds = 5;
+    });
+    const round = reconciler(true, 300).reconcile();
+    // ...and the ConfigMap declaring it while the round waits.
+    await new Promise((r) => setTimeout(r, 50));
+    const declared = declaredConfigurations();
+    for (const c of declared) for (const w of (c as Served).webhooks) w.timeoutSeconds = 5;
+    fake.put('configmaps', desiredConfigMap(declared));
+    expect((await round).map((o) => o.state)).toEqual(['in-sync', 'in-sync']);
+    expect(served(VALIDATING).webhooks[0]?.timeoutSeconds).toBe(5);
+    expect(await metric('replica_guard_webhook_configuration_restores_total', { configuration: 'validating' })).toBeUndefined();
+  });
+
+  it('still puts back a change the declaration does not follow once the wait is over', async () => {
+    edit(VALIDATING, (c) => {
+      const [w] = c.webhooks;
+      if (w) w.timeoutSeconds = 5;
+    });
+    expect((await reconciler(true, 100).reconcile())[1]).toMatchObject({ state: 'restored', drift: ['webhooks[validate.replica-guard.io].timeoutSeconds'] });
+    expect(served(VALIDATING).webhooks[0]?.timeoutSeconds).toBe(10);
+    expect(await metric('replica_guard_webhook_configuration_restores_total', { configuration: 'validating' })).toBe(1);
   });
 
   it('removes a webhook nobody declared and puts back a deleted one', async () => {

@@ -46,6 +46,8 @@ export async function startClusterUpkeep(
       caBundle: () => certificates?.caBundle(),
       metrics: createReconcilerMetrics(deps.registry),
       logger: deps.logger.child({ component: 'webhook-configurations' }),
+      // Long enough for a helm upgrade to write both configurations and their declaration.
+      settleMs: 2000,
     });
   }
   const secret = config.certificates.secret;

@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import { Counter, Gauge, type Registry } from 'prom-client';
 import { watchForChanges } from './change-trigger.ts';
@@ -72,6 +73,13 @@ export interface WebhookReconcilerOptions {
   readonly caBundle: () => string | undefined;
   readonly metrics: ReconcilerMetrics;
   readonly logger: Logger;
+  /**
+   * A change is put back only if it is still there this long after it was found, against
+   * the declaration read again (default 0: at once). `helm upgrade` writes the
+   * configurations and the ConfigMap that declares them one after the other, and a round
+   * between the two would otherwise undo the upgrade's change and count it as a restore.
+   */
+  readonly settleMs?: number | undefined;
 }
 
 /** What one round found for one configuration. */
@@ -187,7 +195,7 @@ export class WebhookReconciler {
     return parseDesiredConfigurations(text);
   }
 
-  async #one(want: WebhookConfiguration): Promise<ReconcileOutcome> {
+  async #one(want: WebhookConfiguration, settled = false): Promise<ReconcileOutcome> {
     const { kind } = want;
     const name = want.metadata.name;
     const label = { configuration: LABEL[kind] };
@@ -231,6 +239,12 @@ export class WebhookReconciler {
     // Only the caBundle, and the guard's own (first start, a rotation): not a change behind
     // its back. A declared caBundle (certificates managed elsewhere) put back is a restore.
     const ownBundle = caBundle !== undefined && drift.every((d) => d.endsWith('.caBundle'));
+    const settleMs = this.#o.settleMs ?? 0;
+    if (!settled && !ownBundle && settleMs > 0) {
+      await sleep(settleMs, undefined, { ref: false });
+      const declared = await this.#desired().catch(() => undefined);
+      return this.#one(declared?.find((d) => d.kind === kind && d.metadata.name === name) ?? want, true);
+    }
     const restored = this.#o.restore ? restoredConfiguration(want, actual, caBundle) : withCaBundle(actual, caBundle);
     try {
       // resourceVersion from the read: a change in between is a 409, and the next round looks again.
