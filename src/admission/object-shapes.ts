@@ -44,11 +44,11 @@ export const podSpecShape = z.object({
   serviceAccount: z.string().nullish(),
   nodeSelector: stringMap.nullish(),
   affinity: z
-    .looseObject({
+    .object({
       nodeAffinity: z
-        .looseObject({
+        .object({
           requiredDuringSchedulingIgnoredDuringExecution: z
-            .looseObject({ nodeSelectorTerms: z.array(nodeSelectorTermShape) })
+            .object({ nodeSelectorTerms: z.array(nodeSelectorTermShape) })
             .nullish(),
         })
         .nullish(),
@@ -63,7 +63,7 @@ export const deploymentShape = z.object({
   spec: z.object({
     replicas: count.nullish(),
     strategy: z
-      .looseObject({
+      .object({
         type: z.string().nullish(),
         rollingUpdate: z.object({ maxSurge: intOrPercent.nullish() }).nullish(),
       })
@@ -100,7 +100,7 @@ export const daemonSetShape = z.object({
   spec: z.object({
     template: podTemplateShape,
     updateStrategy: z
-      .looseObject({
+      .object({
         type: z.string().nullish(),
         rollingUpdate: z.object({ maxSurge: intOrPercent.nullish() }).nullish(),
       })
