@@ -125,15 +125,18 @@ export class FamilyAggregates {
     const before = family.provenanceList;
     if (list === before) return;
     family.provenanceList = list;
+    // Entries the ledger kept are the same objects in both lists: a reference compare
+    // settles most steps of the walk before any string is compared.
     let i = 0;
     let j = 0;
-    while (i < before.length && j < list.length) {
-      const old = before[i++]?.uid ?? '';
-      if (old === list[j]?.uid) j++;
-      else this.#dropUid(family, old);
+    for (; i < before.length && j < list.length; i++) {
+      const old = before[i] as ProvenanceUid;
+      const now = list[j] as ProvenanceUid;
+      if (old === now || old.uid === now.uid) j++;
+      else this.#dropUid(family, old.uid);
     }
-    for (; i < before.length; i++) this.#dropUid(family, before[i]?.uid ?? '');
-    for (; j < list.length; j++) this.#addUid(family, list[j]?.uid ?? '');
+    for (; i < before.length; i++) this.#dropUid(family, (before[i] as ProvenanceUid).uid);
+    for (; j < list.length; j++) this.#addUid(family, (list[j] as ProvenanceUid).uid);
   }
 
   #addUid(family: TrackedFamily, uid: string): void {
