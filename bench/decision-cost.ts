@@ -5,7 +5,7 @@
 // be told from the machine's. Not a test; single-threaded; about half a minute.
 //
 //   node bench/decision-cost.ts [--stream NAME]... [--chunks N] [--audit sync|async]
-//                               [--family-sizes 10,1000,20000] [--family-decisions N]
+//                               [--family-sizes 10,1000,20000] [--family-decisions N] [--family-rounds 3]
 //
 // Then, unless --family-sizes is empty, the decision's cost by family size and the
 // growing-family stream against the fixed-family one (family-cost.ts).
@@ -32,6 +32,7 @@ const { values } = parseArgs({
     audit: { type: 'string' },
     'family-sizes': { type: 'string', default: '10,1000,20000' },
     'family-decisions': { type: 'string', default: '2000' },
+    'family-rounds': { type: 'string', default: '3' },
   },
 });
 const familySizes = values['family-sizes']
@@ -46,6 +47,8 @@ const familySizes = values['family-sizes']
 const familyDecisions = Number(values['family-decisions']);
 if (!Number.isInteger(familyDecisions) || familyDecisions < 100) throw new Error('--family-decisions is an integer of at least 100');
 if (values.audit !== undefined && values.audit !== 'sync' && values.audit !== 'async') throw new Error('--audit is sync or async');
+const familyRounds = Number(values['family-rounds']);
+if (!Number.isInteger(familyRounds) || familyRounds < 1) throw new Error('--family-rounds is a positive integer');
 const audit = values.audit;
 // With audit lines on stdout, the report goes to stderr.
 const report = audit === undefined ? process.stdout : process.stderr;
@@ -110,5 +113,5 @@ report.write(
   `Review handler cost in process (Node ${process.version}${audit === undefined ? '' : `, audit lines through pino's ${audit} destination`}), median of ${chunks} chunks of ${CHUNK} reviews after ${WARM_UP} warm-up:\n\n${rows.join('\n')}\n`,
 );
 if (familySizes.length > 0) {
-  report.write(`\n${familyCostReport(await familyCost(familySizes, familyDecisions, CHUNK))}`);
+  report.write(`\n${familyCostReport(await familyCost(familySizes, familyDecisions, familyRounds))}`);
 }
