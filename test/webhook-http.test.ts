@@ -432,10 +432,37 @@ describe('episodes', () => {
     expect(await episodesOf(g)).toHaveLength(0);
     expect((await g.review('validate', body)).allowed).toBe(true);
     expect(await episodesOf(g)).toHaveLength(1);
-    expect(g.audits().map((a) => [a.webhook, a.episode])).toEqual([
-      ['mutate', undefined],
-      ['validate', 'recorded'],
-    ]);
+    // No policy of the agent's clamps: the mutating call is answered without a decision of its own.
+    expect(g.audits().map((a) => [a.webhook, a.episode])).toEqual([['validate', 'recorded']]);
+    expect(await metricValue(g.metrics, 'replica_guard_admission_duration_seconds_count', { webhook: 'mutate', path: 'unclamped' })).toBe(1);
+  });
+
+  it('the mutating call asks nothing when no policy of the agent clamps, and decides when one does', async () => {
+    const asked: string[] = [];
+    const counting: LoadSource = {
+      need: async (query) => {
+        asked.push(query.policy.name);
+        return { kind: 'measured', value: 2, source: 'static' };
+      },
+    };
+    const g = guard({ policies: policies(TIGHT), loadSource: counting });
+    const unclamped = await g.review('mutate', review('deployment-scale-agent-10'));
+    expect(unclamped.allowed).toBe(true);
+    expect(unclamped.patch).toBeUndefined();
+    expect(unclamped.warnings ?? []).toEqual([]);
+    expect(asked).toEqual([]);
+    expect(g.audits()).toEqual([]);
+    // The validating call still denies the same request.
+    expectDenied(await g.review('validate', review('deployment-scale-agent-10')));
+    expect(asked).toEqual(['tight']);
+
+    const c = guard({ policies: policies(TIGHT, CLAMP4), loadSource: counting });
+    asked.length = 0;
+    const clamped = await c.review('mutate', review('deployment-scale-agent-10'));
+    expect(asked.sort()).toEqual(['clamp4', 'tight']);
+    expect(c.audits().map((a) => a.webhook)).toEqual(['mutate']);
+    expect(await metricValue(c.metrics, 'replica_guard_admission_duration_seconds_count', { webhook: 'mutate', path: 'agent' })).toBe(1);
+    expect(clamped.allowed).toBe(true);
   });
 
   it('the same change under two resourceVersions is one episode', async () => {
@@ -776,7 +803,7 @@ describe('deadline', () => {
 
   it('lets the mutating call and an audit-only policy through with a warning', async () => {
     const { source } = hanging();
-    const g = guard({ policies: TIGHT, loadSource: source, deadlineMarginMs: 1_500 });
+    const g = guard({ policies: CLAMP4, loadSource: source, deadlineMarginMs: 1_500 });
     const mutate = await g.review('mutate', review('deployment-scale-agent-10'), 'timeout=2s');
     expect(mutate.allowed).toBe(true);
     expect(mutate.warnings?.join(' ')).toContain('RG_ERR_DEADLINE');

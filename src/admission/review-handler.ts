@@ -192,13 +192,17 @@ export function createReviewHandler(deps: ReviewHandlerDeps): ReviewHandler {
       metrics.duration.observe({ webhook, path: 'fast' }, (clock.monotonicMs() - started) / 1000);
       return { status: 200, body: admissionResponse(req.uid, allowed()) };
     }
-
+    // Only a clamp makes the mutating call answer anything but "allowed", and only a clamp
+    // policy clamps (switches only ever turn policies to audit). Without one, the validating
+    // call that follows decides, warns, records and audits the same request: deciding here
+    // too would double the guard's work on every agent write for nothing.
+    const unclamped = webhook === 'mutate' && !match.policies.some((p) => p.mode === 'clamp');
     try {
-      const decision = await decideForAgent(webhook, req, match.agent, match.policies, timeoutParam);
+      const decision = await decideForAgent(webhook, req, match.agent, match.policies, timeoutParam, unclamped);
       const event = deps.events && decisionEvent(webhook, req, match.agent, decision);
       if (event) deps.events?.record(event);
       count(webhook, verdictLabel(decision), req);
-      metrics.duration.observe({ webhook, path: 'agent' }, (clock.monotonicMs() - started) / 1000);
+      metrics.duration.observe({ webhook, path: unclamped ? 'unclamped' : 'agent' }, (clock.monotonicMs() - started) / 1000);
       return { status: 200, body: admissionResponse(req.uid, decision) };
     } catch (err) {
       if (err instanceof GuardError && err.status !== 500) return fail(webhook, err, req.uid, req);
@@ -214,6 +218,7 @@ export function createReviewHandler(deps: ReviewHandlerDeps): ReviewHandler {
     agent: AgentIdentity,
     policies: readonly Policy[],
     timeoutParam: string | undefined,
+    unclamped: boolean,
   ): Promise<Decision> {
     // A recording keeps what the interpretation read from the view, for a replay to read.
     const watched = deps.recorder && webhook === 'validate' && !req.dryRun ? watchingLookups(deps.view) : undefined;
@@ -223,6 +228,8 @@ export function createReviewHandler(deps: ReviewHandlerDeps): ReviewHandler {
       customKinds: deps.customKinds,
     });
     if (interpretation.type !== 'change') return uncounted(webhook, req, agent, interpretation);
+    // Read all the same, so that a malformed object is refused by both calls.
+    if (unclamped) return allowed();
     const lookups = watched?.lookups();
 
     const timeoutMs = timeoutOf(timeoutParam) ?? deps.defaultTimeoutMs;

@@ -10,7 +10,7 @@ export interface GuardMetrics {
   readonly registry: Registry;
   /** Reviews answered, by webhook, verdict, kind and operation. */
   readonly requests: Counter<'webhook' | 'verdict' | 'kind' | 'operation'>;
-  /** Time from a parsed body to the answer, by webhook and path (fast: not an agent). */
+  /** Time from a parsed body to the answer, by webhook and path (fast: not an agent; unclamped: a mutating call no policy of the agent's can clamp; agent: decided). */
   readonly duration: Histogram<'webhook' | 'path'>;
   /** Errors answered with a stable code. */
   readonly errors: Counter<'code'>;
@@ -63,7 +63,7 @@ export function createMetrics(registry: Registry, view?: () => Collectable | und
     }),
     duration: new Histogram({
       name: 'replica_guard_admission_duration_seconds',
-      help: 'Time to answer an admission review, by webhook and path (fast: not an agent; agent: decided).',
+      help: "Time to answer an admission review, by webhook and path (fast: not an agent; unclamped: a mutating call for an agent none of whose policies is in clamp mode, allowed at once; agent: decided).",
       labelNames: ['webhook', 'path'],
       buckets: LATENCY_BUCKETS,
       registers,
