@@ -8,7 +8,7 @@ import type { CaseFacts } from '../policy/policy-cases.ts';
 import { interpretRequest } from './interpret.ts';
 import { placeholderNodes } from './node-eligibility.ts';
 import { parseAdmissionReview } from './review.ts';
-import { decisionFor, type Webhook } from './verdict.ts';
+import { decisionFor, mutatingCallDecides, type Webhook } from './verdict.ts';
 import { builtInKind, surgeOf } from './workload-kinds.ts';
 
 /** What a review came to under stated facts. */
@@ -47,6 +47,9 @@ export function evaluateCase(review: unknown, webhook: Webhook, policies: readon
   if (interpretation.type === 'not-counted') return { allowed: true, message: interpretation.reason };
   if (interpretation.type === 'unknown-kind') {
     return { allowed: true, message: `replica-guard does not understand ${interpretation.resource}` };
+  }
+  if (webhook === 'mutate' && !mutatingCallDecides(match.policies)) {
+    return { allowed: true, message: 'no policy of the agent is in clamp mode: the mutating webhook allows without a decision' };
   }
   const change = interpretation.change;
   const judgements = match.policies.map((policy) => {

@@ -46,7 +46,7 @@ import { leaseRoom } from './lease-room.ts';
 import type { EventSink } from '../cluster/event-recorder.ts';
 import { type AdmissionRequest, parseAdmissionReview, uidOf } from './review.ts';
 import { parseTimeoutParam } from './timeout-param.ts';
-import { decisionFor, type Webhook } from './verdict.ts';
+import { decisionFor, mutatingCallDecides, type Webhook } from './verdict.ts';
 import type { WorkloadKind } from './workload-kinds.ts';
 
 /** The policy set that decides now, with its matcher compiled. */
@@ -192,11 +192,9 @@ export function createReviewHandler(deps: ReviewHandlerDeps): ReviewHandler {
       metrics.duration.observe({ webhook, path: 'fast' }, (clock.monotonicMs() - started) / 1000);
       return { status: 200, body: admissionResponse(req.uid, allowed()) };
     }
-    // Only a clamp makes the mutating call answer anything but "allowed", and only a clamp
-    // policy clamps (switches only ever turn policies to audit). Without one, the validating
-    // call that follows decides, warns, records and audits the same request: deciding here
-    // too would double the guard's work on every agent write for nothing.
-    const unclamped = webhook === 'mutate' && !match.policies.some((p) => p.mode === 'clamp');
+    // Deciding the mutating call too when it cannot clamp would double the guard's work on
+    // every agent write for nothing.
+    const unclamped = webhook === 'mutate' && !mutatingCallDecides(match.policies);
     try {
       const decision = await decideForAgent(webhook, req, match.agent, match.policies, timeoutParam, unclamped);
       const event = deps.events && decisionEvent(webhook, req, match.agent, decision);

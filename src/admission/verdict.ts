@@ -1,11 +1,21 @@
 import type { Judgement } from '../core/judge.ts';
 import { pointerToField, type Resolution } from '../core/resolve.ts';
-import type { WorkloadChange } from '../core/types.ts';
+import type { Policy, WorkloadChange } from '../core/types.ts';
 import { clampPatch } from './clamp-patch.ts';
 import { allowed, type Cause, type Decision, denied, patched, withAuditAnnotations, withWarnings } from './decision.ts';
 
 /** Which of the two webhooks is answering. */
 export type Webhook = 'mutate' | 'validate';
+
+/**
+ * Whether the mutating webhook decides for an agent under these policies. Only a clamp
+ * makes it answer anything but "allowed", and only a clamp policy clamps (switches only
+ * ever turn policies to audit); without one, the validating call that follows decides,
+ * warns, records and audits the same request, and the mutating call is allowed at once.
+ */
+export function mutatingCallDecides(policies: readonly Pick<Policy, 'mode'>[]): boolean {
+  return policies.some((p) => p.mode === 'clamp');
+}
 
 /**
  * Turns a resolution into the decision one webhook answers. The mutating webhook never

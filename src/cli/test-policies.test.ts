@@ -55,6 +55,18 @@ describe('replica-guard test', () => {
     expect(await runPolicyTests([join(dir, 'right.yaml')], io)).toBe(0);
   });
 
+  it('a mutating case under policies none of which clamps is allowed without a decision, as the webhook answers it', async () => {
+    const mutating = (expectation: string) =>
+      scaleCase(expectation).replace('  - name: scale to 10\n', '  - name: scale to 10\n    webhook: mutate\n');
+    await writeFile(join(dir, 'mutate.yaml'), mutating('{ allowed: true, message: "allows without a decision" }'));
+    expect(await runPolicyTests([join(dir, 'mutate.yaml')], collect().io)).toBe(0);
+    // No limit is named: nothing was judged.
+    await writeFile(join(dir, 'limit.yaml'), mutating('{ allowed: true, limit: need }'));
+    const { io, out } = collect();
+    expect(await runPolicyTests([join(dir, 'limit.yaml')], io)).toBe(1);
+    expect(out.join('\n')).toMatch(/expected the limit need/);
+  });
+
   it('exits 2 for a case file that does not validate, naming the field', async () => {
     await writeFile(join(dir, 'bad.yaml'), scaleCase('{ allowed: maybe }'));
     const { io, err } = collect();
