@@ -22,6 +22,7 @@ import { policy } from '../test/helpers/guard.ts';
 import { type ClusterGuard, registerWebhooksFor, reviewsAnswered, startClusterGuard, startGuardedPlane, unregisterWebhooks, type WebhookEndpoint } from '../test/cluster/cluster-guard.ts';
 import { ADMIN, ControlPlane, type Identity, serviceAccountIdentity } from '../test/cluster/control-plane.ts';
 import { deployment, pathOf } from '../test/cluster/workloads.ts';
+import { cpuSnapshot, cpuUsage } from './cpu-usage.ts';
 import { percentile } from './stats.ts';
 
 const { values } = parseArgs({ options: { quick: { type: 'boolean', default: false } } });
@@ -43,6 +44,8 @@ interface Row {
   readonly p99: number;
   readonly webhookP50: number | undefined;
   readonly webhookP99: number | undefined;
+  /** The webhook process's CPU time (user + system) per write, ms, where it runs in a process of its own. */
+  readonly cpuPerWriteMs: number | undefined;
 }
 
 async function scaleOnce(plane: ControlPlane, who: Identity, replicas: number, expected = 200): Promise<number> {
@@ -120,6 +123,8 @@ interface Samples {
   readonly times: Map<string, number[]>;
   /** Per load that the API server's histogram covers whole: bucket bound → count added. */
   readonly webhook: Map<string, Map<number, number>>;
+  /** Per load run whole: the webhook process's CPU seconds and the writes they served. */
+  readonly cpu: Map<string, { seconds: number; writes: number }>;
 }
 
 /** A way of admitting the agent's writes, switched on and off between rounds. */
@@ -128,6 +133,8 @@ interface Setup {
   readonly loads: readonly ((plane: ControlPlane, share: number) => Promise<Times>)[];
   enter(): Promise<void>;
   leave(): Promise<void>;
+  /** The process answering its admission calls, when it is not this one: its CPU time is read per load. */
+  readonly pid?: number | undefined;
 }
 
 /** Runs one set-up's loads once (its share of every load), adding to its samples. */
@@ -136,12 +143,18 @@ async function measureRound(plane: ControlPlane, setup: Setup, samples: Samples,
   for (const run of setup.loads) {
     await scaleOnce(plane, agent, 2);
     const before = await webhookHistogram(plane);
+    const cpuBefore = cpuSnapshot({ webhook: setup.pid });
     const split = await run(plane, share);
+    const cpu = cpuUsage(cpuBefore, cpuSnapshot({ webhook: setup.pid })).processSeconds.webhook;
     const after = await webhookHistogram(plane);
     for (const [load, times] of Object.entries(split)) {
       samples.times.set(load, [...(samples.times.get(load) ?? []), ...times]);
-      // The API server's histogram covers the whole run, not one kind of write.
+      // The API server's histogram and the CPU time cover the whole run, not one kind of write.
       if (Object.keys(split).length > 1 && load !== 'sequential') continue;
+      if (cpu !== undefined) {
+        const sum = samples.cpu.get(load) ?? { seconds: 0, writes: 0 };
+        samples.cpu.set(load, { seconds: sum.seconds + cpu, writes: sum.writes + times.length });
+      }
       const pooled = samples.webhook.get(load) ?? new Map<number, number>();
       for (const [bound, count] of after) pooled.set(bound, (pooled.get(bound) ?? 0) + count - (before.get(bound) ?? 0));
       samples.webhook.set(load, pooled);
@@ -155,7 +168,7 @@ async function measureRound(plane: ControlPlane, setup: Setup, samples: Samples,
  * set-ups alike instead of on whichever runs last.
  */
 async function measureAll(plane: ControlPlane, setups: readonly Setup[]): Promise<Row[]> {
-  const samples = new Map(setups.map((s) => [s.name, { times: new Map(), webhook: new Map() } satisfies Samples]));
+  const samples = new Map(setups.map((s) => [s.name, { times: new Map(), webhook: new Map(), cpu: new Map() } satisfies Samples]));
   for (let round = 0; round < ROUNDS; round++) {
     const order = setups.map((_, i) => setups[(i + round) % setups.length]).filter((s) => s !== undefined);
     for (const setup of order) {
@@ -179,10 +192,16 @@ async function measureAll(plane: ControlPlane, setups: readonly Setup[]): Promis
         p99: percentile(times, 99),
         webhookP50: histogram && histogramQuantile(histogram, 0.5),
         webhookP99: histogram && histogramQuantile(histogram, 0.99),
+        cpuPerWriteMs: cpuPerWrite(pooled?.cpu.get(load)),
       });
     }
   }
   return rows;
+}
+
+/** CPU ms per write, once enough writes were timed for the clock's 10 ms ticks to matter little. */
+function cpuPerWrite(cpu: { seconds: number; writes: number } | undefined): number | undefined {
+  return cpu === undefined || cpu.writes === 0 ? undefined : (cpu.seconds * 1000) / cpu.writes;
 }
 
 /** A webhook that parses the review and allows it: what any webhook costs at the least. */
@@ -291,8 +310,8 @@ function table(rows: readonly Row[]): string {
   const none = new Map(rows.filter((r) => r.setup === 'none').map((r) => [r.load, r]));
   const minimal = new Map(rows.filter((r) => r.setup === 'minimal webhook').map((r) => [r.load, r]));
   const lines = [
-    '| admission | load | p50 ms | p99 ms | added p50 | added p99 | × minimal (p50 / p99) | API server webhook p50 / p99 ms |',
-    '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |',
+    '| admission | load | p50 ms | p99 ms | added p50 | added p99 | × minimal (p50 / p99) | API server webhook p50 / p99 ms | webhook CPU ms per write |',
+    '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
   ];
   for (const r of rows) {
     // A denial is compared with the scale-ups the other set-ups allow: the same request.
@@ -306,7 +325,7 @@ function table(rows: readonly Row[]): string {
         ? `${((r.p50 - base.p50) / (m.p50 - base.p50)).toFixed(2)} / ${((r.p99 - base.p99) / (m.p99 - base.p99)).toFixed(2)}`
         : '—';
     lines.push(
-      `| ${r.setup} | ${r.load} | ${ms(r.p50)} | ${ms(r.p99)} | ${r.setup === 'none' ? '—' : ms(added50)} | ${r.setup === 'none' ? '—' : ms(added99)} | ${ratio} | ${ms(r.webhookP50)} / ${ms(r.webhookP99)} |`,
+      `| ${r.setup} | ${r.load} | ${ms(r.p50)} | ${ms(r.p99)} | ${r.setup === 'none' ? '—' : ms(added50)} | ${r.setup === 'none' ? '—' : ms(added99)} | ${ratio} | ${ms(r.webhookP50)} / ${ms(r.webhookP99)} | ${r.cpuPerWriteMs === undefined ? '—' : r.cpuPerWriteMs.toFixed(2)} |`,
     );
   }
   return lines.join('\n');
@@ -334,7 +353,10 @@ try {
     { name: 'none', loads: [sequential, concurrent], enter: async () => undefined, leave: async () => undefined },
     policySetup(plane),
     webhookSetup(plane, 'minimal webhook', { url: webhook.url, caPem: webhook.caPem }, async () => webhook.calls(), [sequential, concurrent]),
-    webhookSetup(plane, 'replica-guard', { url: started.process.webhookUrl, caPem: started.caPem }, () => reviewsAnswered(started, 'validate'), [sequential, denials, concurrent]),
+    {
+      ...webhookSetup(plane, 'replica-guard', { url: started.process.webhookUrl, caPem: started.caPem }, () => reviewsAnswered(started, 'validate'), [sequential, denials, concurrent]),
+      pid: started.process.child.pid,
+    },
   ]);
 
   process.stdout.write(`${table(rows)}\n`);
