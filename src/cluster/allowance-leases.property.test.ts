@@ -13,7 +13,8 @@ import { type LedgerStep, TransactionalLedger } from './ledger.ts';
  * transactions land in any order the test picks (each one atomically on the state it
  * finds, as a compare-and-swap retried until it wins does), each replica knowing only the
  * state its own last transaction saw. After random sequences of requests, deliveries,
- * idle returns, forgotten caches, healthy time, stalls past lease expiry and replica crashes, the
+ * idle returns, forgotten caches, healthy time, stalls past lease expiry, replica crashes and
+ * (in the second property) write delays that end or are cut short, the
  * growth admitted in any rate window never exceeds the limit, what is stored always
  * charges at least what was admitted and not yet charged elsewhere, and once every
  * replica stops nothing admitted is missing and no lease is left behind.
@@ -32,6 +33,29 @@ class ManualClock implements Clock {
   }
   monotonicMs(): number {
     return this.ms;
+  }
+}
+
+/**
+ * The wait before a write behind, as the test decides: it ends when the test says the
+ * delay is over (healthy time, or an `elapse`), or at once when the replica cuts it short,
+ * as the timer it stands for does.
+ */
+class ManualWaits {
+  readonly #pending = new Set<() => void>();
+  readonly wait = (_ms: number, signal: AbortSignal): Promise<void> =>
+    new Promise((resolve) => {
+      if (signal.aborted) return resolve();
+      const done = () => {
+        this.#pending.delete(done);
+        resolve();
+      };
+      this.#pending.add(done);
+      signal.addEventListener('abort', done, { once: true });
+    });
+  /** Ends every wait begun so far. */
+  elapse(): void {
+    for (const done of [...this.#pending]) done();
   }
 }
 
@@ -101,7 +125,8 @@ type Op =
   | { readonly type: 'stall'; readonly ms: number }
   | { readonly type: 'tidy'; readonly replica: number }
   | { readonly type: 'forget'; readonly replica: number }
-  | { readonly type: 'crash'; readonly replica: number };
+  | { readonly type: 'crash'; readonly replica: number }
+  | { readonly type: 'elapse' };
 
 const opArb: fc.Arbitrary<Op> = fc.oneof(
   { weight: 6, arbitrary: fc.record({ type: fc.constant('request' as const), replica: fc.nat(2), instances: fc.integer({ min: 1, max: 3 }), repeat: fc.oneof(fc.constant(0), fc.nat(30)) }) },
@@ -111,18 +136,26 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
   { weight: 2, arbitrary: fc.record({ type: fc.constant('tidy' as const), replica: fc.nat(2) }) },
   { weight: 1, arbitrary: fc.record({ type: fc.constant('forget' as const), replica: fc.nat(2) }) },
   { weight: 1, arbitrary: fc.record({ type: fc.constant('crash' as const), replica: fc.nat(2) }) },
+  { weight: 2, arbitrary: fc.record({ type: fc.constant('elapse' as const) }) },
 );
 
 const room: LeaseRoom = (state, now) => CAP - rateUsed(state, WINDOW_MS, now);
 
-async function run(ops: readonly Op[]): Promise<void> {
+/**
+ * Runs the operations. `delayed`: writes behind wait for their delay (ended by healthy
+ * time or an `elapse`, or cut short by the replica), as in a running guard; otherwise
+ * they start at once.
+ */
+async function run(ops: readonly Op[], delayed = false): Promise<void> {
   const clock = new ManualClock();
   const shared = new SharedLedger();
   const logger = pino({ level: 'silent' });
+  const waits = new ManualWaits();
   let generation = 0;
   const replica = () => {
     const ledger = new ReplicaLedger(shared);
-    const leases = new AllowanceLeases({ ledger, holder: `guard-${generation++}`, clock, logger, maxInstances: 4, ttlMs: TTL_MS, idleMs: 1000, writeDelayMs: 0 });
+    const delay = delayed ? { writeDelayMs: 250, wait: waits.wait } : { writeDelayMs: 0 };
+    const leases = new AllowanceLeases({ ledger, holder: `guard-${generation++}`, clock, logger, maxInstances: 4, ttlMs: TTL_MS, idleMs: 1000, ...delay });
     return { ledger, leases, crashed: false };
   };
   const replicas = [replica(), replica(), replica()];
@@ -173,6 +206,7 @@ async function run(ops: readonly Op[]): Promise<void> {
         // Healthy time: each replica's timer runs every second and the API server answers.
         for (let left = op.ms; left > 0; left -= 1000) {
           clock.ms += Math.min(1000, left);
+          waits.elapse();
           for (const r of replicas) void r.leases.tidy();
           await settle();
           for (let i = 0; shared.queue.length > 0 && i < 100; i++) {
@@ -188,6 +222,10 @@ async function run(ops: readonly Op[]): Promise<void> {
         break;
       case 'tidy':
         void replicas[op.replica]?.leases.tidy();
+        break;
+      case 'elapse':
+        // The write delay is over, with no other time passing (it is far shorter than a tick).
+        waits.elapse();
         break;
       case 'forget': {
         const r = replicas[op.replica];
@@ -217,6 +255,8 @@ async function run(ops: readonly Op[]): Promise<void> {
   });
   for (let i = 0; !done && i < 10_000; i++) {
     if (shared.queue.length > 0) shared.deliver(0);
+    // Closing cuts every wait short; a write begun while closing waits for its timer.
+    if (i % 10 === 9) waits.elapse();
     await settle();
   }
   expect(done).toBe(true);
@@ -270,6 +310,15 @@ describe('allowance leases against a full recomputation', () => {
     await fc.assert(
       fc.asyncProperty(fc.array(opArb, { minLength: 1, maxLength: 80 }), async (ops) => {
         await run(ops);
+      }),
+      { numRuns: 2000 },
+    );
+  });
+
+  it('the same, with each write behind waiting for its delay unless cut short', async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.array(opArb, { minLength: 1, maxLength: 80 }), async (ops) => {
+        await run(ops, true);
       }),
       { numRuns: 2000 },
     );

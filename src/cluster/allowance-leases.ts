@@ -57,7 +57,18 @@ export interface AllowanceLeasesOptions {
   readonly idleMs?: number | undefined;
   /** How long spends wait to share their write (default 250 ms; the lease covers them meanwhile). */
   readonly writeDelayMs?: number | undefined;
+  /**
+   * How that wait is made: settles after `ms`, or at once when `signal` aborts, never
+   * rejecting. Default: a timer that does not hold the process open. A test passes its own
+   * to decide when the delay is over.
+   */
+  readonly wait?: ((ms: number, signal: AbortSignal) => Promise<void>) | undefined;
   readonly metrics?: LedgerMetrics | undefined;
+}
+
+/** The default wait before a write behind: a timer that does not hold the process open, cut short by `signal`. */
+function timerWait(ms: number, signal: AbortSignal): Promise<void> {
+  return sleep(ms, undefined, { ref: false, signal }).catch(() => undefined);
 }
 
 /** Per agent: spends not written yet, the ones being written, and whether the lease may be spent now. */
@@ -321,8 +332,7 @@ export class AllowanceLeases {
     if (entry.flushing !== undefined) return;
     const hurry = new AbortController();
     entry.hurry = hurry;
-    const delayed =
-      this.#writeDelayMs > 0 ? sleep(this.#writeDelayMs, undefined, { ref: false, signal: hurry.signal }).catch(() => undefined) : Promise.resolve();
+    const delayed = this.#writeDelayMs > 0 ? (this.#o.wait ?? timerWait)(this.#writeDelayMs, hurry.signal) : Promise.resolve();
     entry.flushing = delayed.then(() => {
       entry.hurry = undefined;
       return this.#write(agent, entry);
