@@ -199,7 +199,7 @@ async function measureAll(plane: ControlPlane, setups: readonly Setup[]): Promis
   return rows;
 }
 
-/** CPU ms per write, once enough writes were timed for the clock's 10 ms ticks to matter little. */
+/** CPU ms per write (the clock ticks every 10 ms: hundreds of writes make that error small). */
 function cpuPerWrite(cpu: { seconds: number; writes: number } | undefined): number | undefined {
   return cpu === undefined || cpu.writes === 0 ? undefined : (cpu.seconds * 1000) / cpu.writes;
 }

@@ -124,6 +124,11 @@ async function growOnce(sizes: readonly number[], decisions: number): Promise<Ro
   return { segments, decisionUs };
 }
 
+/** A growing segment's rate over its fixed-family pair's; 0 when either is missing. */
+function pairRatio(growing: number | undefined, fixed: number | undefined): number {
+  return growing !== undefined && fixed !== undefined && fixed > 0 ? growing / fixed : 0;
+}
+
 /**
  * Grows a new agent's family to each of `sizes` (ascending) in each of `rounds` rounds,
  * timing every create (summed per segment of {@link SEGMENT}), each segment followed by
@@ -150,7 +155,7 @@ export async function familyCost(sizes: readonly number[], decisions: number, ro
   const growth = (results[0]?.segments ?? []).map((segment, i) => {
     const perRound = results.map((round) => round.segments[i]?.growing ?? 0);
     const fixedPerRound = results.map((round) => round.segments[i]?.fixed ?? 0);
-    const ratio = median(perRound.map((g, r) => ((fixedPerRound[r] ?? 0) > 0 ? g / (fixedPerRound[r] ?? 1) : 0)));
+    const ratio = median(perRound.map((g, r) => pairRatio(g, fixedPerRound[r])));
     return { from: segment.from, to: segment.to, perRound, fixedPerRound, ratio };
   });
   return { rounds, sizes: sizeCosts, growth };
@@ -170,7 +175,7 @@ export function familyCostReport(cost: FamilyCost): string {
   );
   // The slowest segment of each round on its own: how far one round strays from the medians.
   const roundWorst = Array.from({ length: cost.rounds }, (_, r) =>
-    Math.min(...cost.growth.map((g) => (g.perRound[r] ?? 0) / (g.fixedPerRound[r] || 1))).toFixed(2),
+    Math.min(...cost.growth.map((g) => pairRatio(g.perRound[r], g.fixedPerRound[r]))).toFixed(2),
   );
   const ratio = worst?.ratio ?? 0;
   const plural = cost.rounds === 1 ? '' : 's';

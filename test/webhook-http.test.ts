@@ -376,8 +376,10 @@ describe('audit mode', () => {
     expect(answer.allowed).toBe(true);
     expect(answer.warnings?.join(' ')).toMatch(/policy observer would deny/);
     expect(g.lastAudit()).toMatchObject({ verdict: 'allowed', to: 10, episode: 'recorded', policy: 'observer' });
+    // An audit policy never clamps: the mutating call is answered without a decision.
     const mutate = await g.review('mutate', review('deployment-scale-agent-10'));
     expect(mutate.patch).toBeUndefined();
+    expect(await metricValue(g.metrics, 'replica_guard_admission_duration_seconds_count', { webhook: 'mutate', path: 'unclamped' })).toBe(1);
   });
 });
 

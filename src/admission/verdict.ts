@@ -9,9 +9,11 @@ export type Webhook = 'mutate' | 'validate';
 
 /**
  * Whether the mutating webhook decides for an agent under these policies. Only a clamp
- * makes it answer anything but "allowed", and only a clamp policy clamps (switches only
- * ever turn policies to audit); without one, the validating call that follows decides,
- * warns, records and audits the same request, and the mutating call is allowed at once.
+ * makes it answer anything but "allowed", and only a clamp policy clamps: break-glass and
+ * exemptions turn policies to audit, and a freeze turns growth into a denial, which the
+ * mutating call answers as "allowed" too. Without a clamp policy the validating call that
+ * follows decides, warns, records and audits the same request, and the mutating call is
+ * allowed at once.
  */
 export function mutatingCallDecides(policies: readonly Pick<Policy, 'mode'>[]): boolean {
   return policies.some((p) => p.mode === 'clamp');

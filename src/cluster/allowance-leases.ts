@@ -285,7 +285,9 @@ export class AllowanceLeases {
     this.#timer = undefined;
     // Each return runs after the rounds in flight for its agent, and writes what they left.
     await Promise.all([...this.#agents].map(([agent, entry]) => this.#return(agent, entry)));
-    // A write started meanwhile (a spend that charged nothing) lands before closing ends.
+    // A write started meanwhile (a spend that charged nothing) lands before closing ends,
+    // its wait cut short.
+    for (const entry of this.#agents.values()) entry.hurry?.abort();
     await Promise.all([...this.#agents.values()].map((entry) => entry.flushing));
     for (const entry of this.#agents.values()) this.#settle(entry, [...entry.writing, ...entry.syncTaken, ...entry.pending], undefined);
     this.#agents.clear();
@@ -332,7 +334,11 @@ export class AllowanceLeases {
     if (entry.flushing !== undefined) return;
     const hurry = new AbortController();
     entry.hurry = hurry;
-    const delayed = this.#writeDelayMs > 0 ? (this.#o.wait ?? timerWait)(this.#writeDelayMs, hurry.signal) : Promise.resolve();
+    // Closing, nothing waits: the timer would not hold the process open for the write.
+    const delayed =
+      this.#writeDelayMs > 0 && !this.#closing
+        ? (this.#o.wait ?? timerWait)(this.#writeDelayMs, hurry.signal).catch(() => undefined)
+        : Promise.resolve();
     entry.flushing = delayed.then(() => {
       entry.hurry = undefined;
       return this.#write(agent, entry);

@@ -10,7 +10,7 @@ export interface GuardMetrics {
   readonly registry: Registry;
   /** Reviews answered, by webhook, verdict, kind and operation. */
   readonly requests: Counter<'webhook' | 'verdict' | 'kind' | 'operation'>;
-  /** Time from a parsed body to the answer, by webhook and path (fast: not an agent; unclamped: a mutating call no policy of the agent's can clamp; agent: decided). */
+  /** Time from a parsed body to the answer, by webhook and path (fast: not an agent; unclamped: a mutating call, whatever it writes, for an agent no policy of which can clamp; agent: decided). */
   readonly duration: Histogram<'webhook' | 'path'>;
   /** Errors answered with a stable code. */
   readonly errors: Counter<'code'>;

@@ -1,4 +1,4 @@
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -6,8 +6,9 @@ import { ledgerConfigMapName } from '../../src/cluster/kube-ledger.ts';
 import { parseState } from '../../src/core/ledger-state.ts';
 import type { AssembledGuard } from '../../src/guard.ts';
 import { FakeApiServer } from '../fake-apiserver/fake-apiserver.ts';
-import { startClusterGuards } from '../helpers/cluster-guards.ts';
+import { ROOMY_POLICY, startClusterGuards } from '../helpers/cluster-guards.ts';
 import { AGENT, type Review, scaleReview } from '../helpers/fixtures.ts';
+import { metricValue } from '../helpers/telemetry.ts';
 
 // What each kind of decision costs the API server in ledger calls: only what a decision
 // records is written, growth within the replica's allowance lease is written after its
@@ -23,6 +24,9 @@ const CM = ledgerConfigMapName(AGENT);
 beforeAll(async () => {
   fake = await FakeApiServer.start({ bookmarkIntervalMs: 50 });
   dir = await mkdtemp(join(tmpdir(), 'rg-admission-writes-'));
+  // Beside the helper's roomy enforce policy, a clamp policy as roomy: the mutating calls
+  // below are decided (no clamp policy, they would be answered without a decision).
+  await writeFile(join(dir, 'roomy-clamp.yaml'), ROOMY_POLICY.replace('name: roomy', 'name: roomy-clamp').replace('mode: enforce', 'mode: clamp'));
   // A housekeeping round would write between the requests counted here: not within this test.
   [guard] = (await startClusterGuards(fake.url, dir, ['guard-a'], { ledger: { housekeepingInterval: '1m', readCacheTtl: '10s' } })) as [AssembledGuard];
 }, 30_000);
@@ -48,7 +52,7 @@ const storedKeys = () => stored().episodeKeys.length;
 const ledgerCalls = () => fake.requests.filter((r) => r.includes(`/configmaps/${CM}`)).map((r) => r.split(' ')[0]);
 
 describe('ledger calls per decision on a cluster', () => {
-  it('writes the first growth before its answer and takes an allowance lease with it; nothing for a scale-down or an unclamped mutating call', async () => {
+  it('writes the first growth before its answer and takes an allowance lease with it; nothing for a scale-down or a mutating call that does not clamp', async () => {
     expect(await send('validate', scaleReview('web', 1, 2))).toBe(true);
     expect(storedKeys()).toBe(1);
     // The roomy policy bounds neither the rate nor the family: the lease is the default maximum.
@@ -59,6 +63,8 @@ describe('ledger calls per decision on a cluster', () => {
     expect(await send('validate', scaleReview('web', 3, 2))).toBe(true);
     expect(await send('mutate', scaleReview('web', 3, 2))).toBe(true);
     expect(ledgerCalls()).toEqual([]);
+    // Both mutating calls were decided, from the state this replica last wrote.
+    expect(await metricValue(guard.metrics, 'replica_guard_admission_duration_seconds_count', { webhook: 'mutate', path: 'agent' })).toBe(2);
   });
 
   it('answers growth within the lease before writing it, then writes it and tops the lease up in one PUT', async () => {

@@ -57,6 +57,20 @@ afterEach(async () => {
 });
 
 describe('freeze', () => {
+  it('under a clamp policy the mutating webhook stops clamping a frozen agent and lets the validating call deny', async () => {
+    start({ perWorkload: 5 }, { mode: 'clamp' });
+    expect((await guard.review('mutate', scaleReview('web', 5, 6))).patch).toBeDefined();
+
+    expect((await cli('freeze', '--agent', 'agents:agent-1', '--reason', 'runaway', '--file', file)).code).toBe(0);
+    await watcher.refresh();
+    const mutated = await guard.review('mutate', scaleReview('web', 5, 6));
+    expect(mutated.allowed).toBe(true);
+    expect(mutated.patch).toBeUndefined();
+    const validated = await guard.review('validate', scaleReview('web', 5, 6));
+    expect(validated.allowed).toBe(false);
+    expect(validated.auditAnnotations).toMatchObject({ limit: 'freeze' });
+  });
+
   it('denies growth naming the switch, allows scaling down and deleting, and lifts with unfreeze', async () => {
     start({ perWorkload: 100 });
     expect((await guard.review('validate', scaleReview('web', 3, 5))).allowed).toBe(true);
@@ -69,8 +83,8 @@ describe('freeze', () => {
     expect(up.status?.message).toContain('reason: runaway');
     expect(up.auditAnnotations).toMatchObject({ verdict: 'denied', limit: 'freeze', switch: 'freeze.agent.agents.agent-1' });
     expect(guard.lastAudit()).toMatchObject({ verdict: 'denied', limit: 'freeze', switch: 'freeze.agent.agents.agent-1' });
-    // The mutating webhook never denies; it does not clamp around a freeze either.
-    expect((await guard.review('mutate', scaleReview('web', 5, 6))).patch).toBeUndefined();
+    // The mutating webhook never denies.
+    expect((await guard.review('mutate', scaleReview('web', 5, 6))).allowed).toBe(true);
 
     expect((await guard.review('validate', scaleReview('web', 5, 2))).allowed).toBe(true);
     expect((await guard.review('validate', review('deployment-delete-agent'))).allowed).toBe(true);
