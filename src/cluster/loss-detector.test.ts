@@ -157,6 +157,30 @@ describe('LossDetector', () => {
     detector.stop();
   });
 
+  it('matches pod ends to the drops of an owner whose count flaps, oldest first, and forgets drops past their window', () => {
+    const owners = new Map([['rs1', owner({ steady: 2 })]]);
+    const { detector, losses, advance } = setup(owners);
+    // 1,000 drops of one, 10 ms apart, then the first 400 pods end: each uses one drop.
+    for (let i = 0; i < 1_000; i++) {
+      detector.ownerChanged('rs1', owner({ steady: 3 }), owner({ steady: 2 }));
+      advance(10);
+    }
+    for (let i = 0; i < 400; i++) detector.podChanged('ns', `a${i}`, pod({ uid: `a${i}` }), pod({ uid: `a${i}`, deleting: true }), false);
+    advance(6_000);
+    detector.flush();
+    expect(losses).toEqual([]);
+    // 70 s on, the 600 drops left are past the grace period: a pod that ends now is a loss,
+    // and a new drop excuses the next one.
+    advance(70_000);
+    detector.ownerChanged('rs1', owner({ steady: 3 }), owner({ steady: 2 }));
+    detector.podChanged('ns', 'b', pod({ uid: 'b' }), pod({ uid: 'b', deleting: true }), false);
+    detector.podChanged('ns', 'c', pod({ uid: 'c' }), pod({ uid: 'c', deleting: true }), false);
+    advance(6_000);
+    detector.flush();
+    expect(losses.map((l) => l.name)).toEqual(['c']);
+    detector.stop();
+  });
+
   it('counts a pod once when it fails and is then deleted, even if a re-list loses its history', () => {
     const owners = new Map([['rs1', owner()]]);
     const { detector, losses, advance } = setup(owners);

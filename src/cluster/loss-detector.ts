@@ -283,9 +283,13 @@ export class LossDetector {
     const lowered = effectiveCount(before) - effectiveCount(after);
     if (lowered <= 0) return;
     const now = this.#clock.monotonicMs();
-    const list = this.#drops.get(uid) ?? [];
-    list.push({ atMs: now, remaining: lowered });
-    this.#drops.set(uid, this.#fresh(list, now));
+    const drop = { atMs: now, remaining: lowered };
+    const list = this.#drops.get(uid);
+    if (list === undefined) this.#drops.set(uid, [drop]);
+    else {
+      list.push(drop);
+      this.#trim(list, now);
+    }
     if (++this.#changesSincePrune >= 1000) this.#prune(now);
   }
 
@@ -372,9 +376,9 @@ export class LossDetector {
       if (verdict.drop !== undefined && ownerUid !== undefined) {
         const used = drops[verdict.drop];
         if (used) {
-          const next = [...drops];
-          next[verdict.drop] = { atMs: used.atMs, remaining: used.remaining - 1 };
-          this.#drops.set(ownerUid, next);
+          // The list is this detector's own: changed in place, not copied per pod end.
+          drops[verdict.drop] = { atMs: used.atMs, remaining: used.remaining - 1 };
+          this.#trim(drops, this.#clock.monotonicMs());
         }
       }
       this.#logger.debug({ pod: `${p.namespace}/${p.name}`, why: verdict.why }, 'pod end is not a loss');
@@ -407,6 +411,22 @@ export class LossDetector {
       this.#schedule();
     }, wait + 1);
     this.#timer.unref();
+  }
+
+  /**
+   * Drops the expired and used-up entries at the front of one owner's list. Entries are in
+   * time order (the clock is monotonic), so the expired ones are a prefix, and the oldest
+   * drop in a pod end's window is used first, so used-up ones gather there too. Filtering
+   * the whole list on every change made an owner whose count flaps cost time in proportion
+   * to its drops within the window; the front is cut only once it is a quarter of the list
+   * (or 64 entries), so each change costs constant time on average. What stays behind is
+   * skipped by {@link classifyPodEnd} and by the periodic prune.
+   */
+  #trim(list: CountDrop[], now: number): void {
+    const horizon = now - this.#windows.graceMs - this.#windows.settleMs;
+    let n = 0;
+    for (let d = list[0]; d !== undefined && (d.atMs < horizon || d.remaining <= 0); d = list[n]) n++;
+    if (n >= 64 || (n > 0 && n * 4 >= list.length)) list.splice(0, n);
   }
 
   #fresh(list: CountDrop[], now: number): CountDrop[] {
