@@ -181,6 +181,26 @@ describe('LossDetector', () => {
     detector.stop();
   });
 
+  it('judges each of many pod ends once, when its own settle time has passed, however often it flushes', () => {
+    const owners = new Map([['rs1', owner({ steady: 2 })]]);
+    const { detector, losses, advance } = setup(owners);
+    const judged: number[] = [];
+    for (let i = 0; i < 300; i++) {
+      detector.podChanged('ns', `p${i}`, pod({ uid: `p${i}` }), pod({ uid: `p${i}`, phase: 'Failed' }), false);
+      advance(50);
+      detector.flush();
+      judged.push(losses.length);
+    }
+    // 5 s of settle time at one end per 50 ms: the first is judged on the 100th flush.
+    expect(judged[98]).toBe(0);
+    expect(judged[99]).toBe(1);
+    expect(judged[299]).toBe(201);
+    advance(5_000);
+    detector.flush();
+    expect(losses.map((l) => l.name)).toEqual(Array.from({ length: 300 }, (_, i) => `p${i}`));
+    detector.stop();
+  });
+
   it('counts a pod once when it fails and is then deleted, even if a re-list loses its history', () => {
     const owners = new Map([['rs1', owner()]]);
     const { detector, losses, advance } = setup(owners);
