@@ -237,7 +237,10 @@ export class LossDetector {
   readonly #recentLowered: CountLoweredEvent[] = [];
   readonly #drops = new Map<string, CountDrop[]>();
   readonly #counted = new Set<string>();
+  /** Pod ends waiting out their settle time, in time order, from {@link #head} on. */
   #pending: Pending[] = [];
+  /** Where the ends not judged yet begin: a queue taken from the front without moving the rest. */
+  #head = 0;
   #timer: NodeJS.Timeout | undefined;
   #stopped = false;
   #changesSincePrune = 0;
@@ -274,7 +277,7 @@ export class LossDetector {
 
   /** Pod ends seen and not judged yet. */
   get pendingEnds(): number {
-    return this.#pending.length;
+    return this.#pending.length - this.#head;
   }
 
   /** An owner changed (`after` undefined: deleted). Records a drop of its effective count. */
@@ -353,13 +356,20 @@ export class LossDetector {
   /** Judges the pod ends whose settle time has passed (all of them with `all`). */
   flush(all = false): void {
     const now = this.#clock.monotonicMs();
-    // Ends are queued in time order, so the due ones are a prefix: taking it costs what is
-    // due, where filtering the queue twice cost every end still settling, on each timer.
-    let n = 0;
+    // Ends are queued in time order, so the due ones come first: taking them costs what is
+    // due, where filtering the queue cost every end still settling, on each timer. The
+    // judged front is dropped only once it is half the array.
+    let n = this.#head;
     if (all) n = this.#pending.length;
     else while (n < this.#pending.length && (this.#pending[n]?.end.atMs ?? now) + this.#windows.settleMs <= now) n++;
-    if (n === 0) return;
-    for (const p of this.#pending.splice(0, n)) this.#judge(p);
+    if (n === this.#head) return;
+    const due = this.#pending.slice(this.#head, n);
+    this.#head = n;
+    if (this.#head * 2 >= this.#pending.length) {
+      this.#pending = this.#pending.slice(this.#head);
+      this.#head = 0;
+    }
+    for (const p of due) this.#judge(p);
   }
 
   /** Stops the settle timer; ends not judged yet are dropped. */
@@ -368,6 +378,7 @@ export class LossDetector {
     if (this.#timer) clearTimeout(this.#timer);
     this.#timer = undefined;
     this.#pending = [];
+    this.#head = 0;
   }
 
   #judge(p: Pending): void {
@@ -405,7 +416,7 @@ export class LossDetector {
 
   #schedule(): void {
     if (this.#timer || this.#stopped) return;
-    const first = this.#pending[0];
+    const first = this.#pending[this.#head];
     if (!first) return;
     const wait = Math.max(0, first.end.atMs + this.#windows.settleMs - this.#clock.monotonicMs());
     this.#timer = setTimeout(() => {
