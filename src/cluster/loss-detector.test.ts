@@ -157,6 +157,42 @@ describe('LossDetector', () => {
     detector.stop();
   });
 
+  it('keeps the drops a batch of ends judged late still needs, and those of an end whose window covers them', () => {
+    const owners = new Map([['rs1', owner({ steady: 2 })]]);
+    const { detector, losses, advance } = setup(owners);
+    // Drops at 0 and 1 s; ends at 60 s and 60.5 s; judged together, late, at 66.5 s: the
+    // second end's window (from 0.5 s) still holds the second drop.
+    detector.ownerChanged('rs1', owner({ steady: 4 }), owner({ steady: 3 }));
+    advance(1_000);
+    detector.ownerChanged('rs1', owner({ steady: 3 }), owner({ steady: 2 }));
+    advance(59_000);
+    detector.podChanged('ns', 'e1', pod({ uid: 'e1' }), pod({ uid: 'e1', deleting: true }), false);
+    advance(500);
+    detector.podChanged('ns', 'e2', pod({ uid: 'e2' }), pod({ uid: 'e2', deleting: true }), false);
+    advance(6_000);
+    detector.flush();
+    expect(losses).toEqual([]);
+
+    // A drop at 1 s, an end at 60.5 s, then the count drops again from 65.6 s to 66.1 s,
+    // past the first drop's 65 s, before the end is judged at 66.5 s: the end's window
+    // (from 0.5 s) still holds the first drop.
+    const second = setup(owners);
+    second.advance(1_000);
+    second.detector.ownerChanged('rs1', owner({ steady: 3 }), owner({ steady: 2 }));
+    second.advance(59_500);
+    second.detector.podChanged('ns', 'e', pod({ uid: 'e' }), pod({ uid: 'e', deleting: true }), false);
+    second.advance(5_100);
+    for (let i = 0; i < 6; i++) {
+      second.detector.ownerChanged('rs1', owner({ steady: 3 }), owner({ steady: 2 }));
+      second.advance(100);
+    }
+    second.advance(300);
+    second.detector.flush();
+    expect(second.losses).toEqual([]);
+    detector.stop();
+    second.detector.stop();
+  });
+
   it('matches pod ends to the drops of an owner whose count flaps, oldest first, and forgets drops past their window', () => {
     const owners = new Map([['rs1', owner({ steady: 2 })]]);
     const { detector, losses, advance } = setup(owners);

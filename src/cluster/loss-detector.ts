@@ -120,14 +120,15 @@ export function effectiveCount(owner: OwnerFacts): number {
 }
 
 /**
- * Judges one pod end given its owner as it is now and the owner's recent count drops.
- * Pure: the caller consumes the drop it names.
+ * Judges one pod end given its owner as it is now and the owner's recent count drops
+ * (in time order, from `start` on). Pure: the caller consumes the drop it names.
  */
 export function classifyPodEnd(
   end: PodEnd,
   owner: OwnerFacts | undefined,
   drops: readonly CountDrop[],
   windows: LossWindows,
+  start = 0,
 ): Classification {
   if (end.ownerUid === undefined) return { loss: true };
   if (!owner) return { loss: false, why: 'owner-gone' };
@@ -141,8 +142,11 @@ export function classifyPodEnd(
   }
   const from = end.atMs - windows.graceMs;
   const to = end.atMs + windows.settleMs;
-  const drop = drops.findIndex((d) => d.remaining > 0 && d.atMs >= from && d.atMs <= to);
-  if (drop >= 0) return { loss: false, why: 'count-lowered', drop };
+  for (let i = start; i < drops.length; i++) {
+    const d = drops[i];
+    if (d === undefined || d.atMs > to) break;
+    if (d.remaining > 0 && d.atMs >= from) return { loss: false, why: 'count-lowered', drop: i };
+  }
   return { loss: true };
 }
 
@@ -235,7 +239,8 @@ export class LossDetector {
   readonly #loweredListeners = new Set<(e: CountLoweredEvent) => void>();
   readonly #recentLosses: LossEvent[] = [];
   readonly #recentLowered: CountLoweredEvent[] = [];
-  readonly #drops = new Map<string, CountDrop[]>();
+  /** Each owner's count drops in time order, from `head` on. */
+  readonly #drops = new Map<string, DropList>();
   readonly #counted = new Set<string>();
   /** Pod ends waiting out their settle time, in time order, from {@link #head} on. */
   #pending: Pending[] = [];
@@ -288,10 +293,10 @@ export class LossDetector {
     const now = this.#clock.monotonicMs();
     const drop = { atMs: now, remaining: lowered };
     const list = this.#drops.get(uid);
-    if (list === undefined) this.#drops.set(uid, [drop]);
+    if (list === undefined) this.#drops.set(uid, { items: [drop], head: 0 });
     else {
-      list.push(drop);
-      this.#trim(list, now);
+      list.items.push(drop);
+      trimDrops(list, this.#horizon(now));
     }
     if (++this.#changesSincePrune >= 1000) this.#prune(now);
   }
@@ -361,6 +366,7 @@ export class LossDetector {
     // judged front is dropped only once it is half the array.
     let n = this.#head;
     if (all) n = this.#pending.length;
+    // (`?? now` only satisfies the index check: below the length an end is always there.)
     else while (n < this.#pending.length && (this.#pending[n]?.end.atMs ?? now) + this.#windows.settleMs <= now) n++;
     if (n === this.#head) return;
     const due = this.#pending.slice(this.#head, n);
@@ -383,16 +389,18 @@ export class LossDetector {
 
   #judge(p: Pending): void {
     const ownerUid = p.end.ownerUid;
-    const drops = ownerUid === undefined ? [] : (this.#drops.get(ownerUid) ?? []);
+    const drops = ownerUid === undefined ? undefined : this.#drops.get(ownerUid);
     const owner = ownerUid === undefined ? undefined : this.#lookups.owner(ownerUid);
-    const verdict = classifyPodEnd(p.end, owner, drops, this.#windows);
+    const verdict = classifyPodEnd(p.end, owner, drops?.items ?? [], this.#windows, drops?.head);
     if (!verdict.loss) {
       if (verdict.drop !== undefined && ownerUid !== undefined) {
-        const used = drops[verdict.drop];
-        if (used) {
+        const used = drops?.items[verdict.drop];
+        if (drops && used) {
           // The list is this detector's own: changed in place, not copied per pod end.
-          drops[verdict.drop] = { atMs: used.atMs, remaining: used.remaining - 1 };
-          this.#trim(drops, this.#clock.monotonicMs());
+          drops.items[verdict.drop] = { atMs: used.atMs, remaining: used.remaining - 1 };
+          // Ends are judged in time order: no end after this one can use a drop from
+          // before this one's window, whenever the judging happens.
+          trimDrops(drops, p.end.atMs - this.#windows.graceMs);
         }
       }
       this.#logger.debug({ pod: `${p.namespace}/${p.name}`, why: verdict.why }, 'pod end is not a loss');
@@ -428,32 +436,23 @@ export class LossDetector {
   }
 
   /**
-   * Drops the expired and used-up entries at the front of one owner's list. Entries are in
-   * time order (the clock is monotonic), so the expired ones are a prefix, and the oldest
-   * drop in a pod end's window is used first, so used-up ones gather there too. Filtering
-   * the whole list on every change made an owner whose count flaps cost time in proportion
-   * to its drops within the window; the front is cut only once it is a quarter of the list
-   * (or 64 entries), so each change costs constant time on average. What stays behind is
-   * skipped by {@link classifyPodEnd} and by the periodic prune.
+   * Drops older than this are of no use to any pod end still to be judged: an end waiting
+   * out its settle time (the oldest is first in the queue) or one to come. Read from the
+   * queue rather than from the clock alone, so that ends judged late (a busy event loop, a
+   * delayed timer) keep the drops their own window covers.
    */
-  #trim(list: CountDrop[], now: number): void {
-    const horizon = now - this.#windows.graceMs - this.#windows.settleMs;
-    let n = 0;
-    for (let d = list[0]; d !== undefined && (d.atMs < horizon || d.remaining <= 0); d = list[n]) n++;
-    if (n >= 64 || (n > 0 && n * 4 >= list.length)) list.splice(0, n);
-  }
-
-  #fresh(list: CountDrop[], now: number): CountDrop[] {
-    const horizon = now - this.#windows.graceMs - this.#windows.settleMs;
-    return list.filter((d) => d.atMs >= horizon && d.remaining > 0);
+  #horizon(now: number): number {
+    const oldest = this.#pending[this.#head];
+    const windowStart = now - this.#windows.graceMs - this.#windows.settleMs;
+    return oldest === undefined ? windowStart : Math.min(windowStart, oldest.end.atMs - this.#windows.graceMs);
   }
 
   #prune(now: number): void {
     this.#changesSincePrune = 0;
+    const horizon = this.#horizon(now);
     for (const [uid, list] of this.#drops) {
-      const fresh = this.#fresh(list, now);
-      if (fresh.length === 0) this.#drops.delete(uid);
-      else this.#drops.set(uid, fresh);
+      trimDrops(list, horizon);
+      if (list.head === list.items.length) this.#drops.delete(uid);
     }
   }
 
@@ -463,6 +462,31 @@ export class LossDetector {
     } catch (err) {
       this.#logger.error({ err: err instanceof Error ? err.message : String(err) }, 'a loss listener failed');
     }
+  }
+}
+
+/** One owner's count drops, in time order; those before `head` are expired or used up. */
+interface DropList {
+  items: CountDrop[];
+  head: number;
+}
+
+/**
+ * Moves past the expired and used-up drops at the front. Drops are appended in time order
+ * (the clock is monotonic), so the expired ones come first, and a pod end uses the oldest
+ * drop in its window, so used-up ones mostly do too; one in the middle is skipped by
+ * {@link classifyPodEnd} until the front reaches it. The array is cut once half of it is
+ * behind the head: each drop is passed and copied a bounded number of times, where
+ * filtering and copying the whole list on every change and every pod end made an owner
+ * whose count flaps cost time in proportion to its drops within the window.
+ */
+function trimDrops(list: DropList, horizon: number): void {
+  let i = list.head;
+  for (let d = list.items[i]; d !== undefined && (d.atMs < horizon || d.remaining <= 0); d = list.items[i]) i++;
+  list.head = i;
+  if (i > 0 && i * 2 >= list.items.length) {
+    list.items = list.items.slice(i);
+    list.head = 0;
   }
 }
 
