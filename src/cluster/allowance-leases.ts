@@ -58,9 +58,9 @@ export interface AllowanceLeasesOptions {
   /** How long spends wait to share their write (default 250 ms; the lease covers them meanwhile). */
   readonly writeDelayMs?: number | undefined;
   /**
-   * How that wait is made: settles after `ms`, or at once when `signal` aborts, never
-   * rejecting. Default: a timer that does not hold the process open. A test passes its own
-   * to decide when the delay is over.
+   * How that wait is made: settles after `ms`, or at once when `signal` aborts (a
+   * rejection counts as the end of the wait). Default: a timer that does not hold the
+   * process open. A test passes its own to decide when the delay is over.
    */
   readonly wait?: ((ms: number, signal: AbortSignal) => Promise<void>) | undefined;
   readonly metrics?: LedgerMetrics | undefined;
@@ -68,7 +68,7 @@ export interface AllowanceLeasesOptions {
 
 /** The default wait before a write behind: a timer that does not hold the process open, cut short by `signal`. */
 function timerWait(ms: number, signal: AbortSignal): Promise<void> {
-  return sleep(ms, undefined, { ref: false, signal }).catch(() => undefined);
+  return sleep(ms, undefined, { ref: false, signal });
 }
 
 /** Per agent: spends not written yet, the ones being written, and whether the lease may be spent now. */

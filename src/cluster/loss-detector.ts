@@ -393,9 +393,9 @@ export class LossDetector {
     const owner = ownerUid === undefined ? undefined : this.#lookups.owner(ownerUid);
     const verdict = classifyPodEnd(p.end, owner, drops?.items ?? [], this.#windows, drops?.head);
     if (!verdict.loss) {
-      if (verdict.drop !== undefined && ownerUid !== undefined) {
-        const used = drops?.items[verdict.drop];
-        if (drops && used) {
+      if (verdict.drop !== undefined && drops !== undefined) {
+        const used = drops.items[verdict.drop];
+        if (used) {
           // The list is this detector's own: changed in place, not copied per pod end.
           drops.items[verdict.drop] = { atMs: used.atMs, remaining: used.remaining - 1 };
           // Ends are judged in time order: no end after this one can use a drop from
